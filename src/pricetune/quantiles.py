@@ -1,0 +1,50 @@
+"""Quantiles at any level from a head's fixed grid of quantile levels."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from statistics import NormalDist
+
+import numpy as np
+
+_NORMAL = NormalDist()
+
+
+def interpolate_quantiles(
+    levels: Sequence[float], values: np.ndarray, alpha: Sequence[float]
+) -> np.ndarray:
+    """Quantiles at levels ``alpha`` from quantiles ``values`` at ``levels``.
+
+    Inside the grid, linear interpolation in the level. Outside it, the tails
+    are extended as a normal distribution would be, with the scale implied by
+    the two outermost levels on that side. The result is non-decreasing in
+    ``alpha`` whenever ``values`` is non-decreasing in ``levels``.
+
+    Parameters
+    ----------
+    levels : (n_levels,) strictly increasing in (0, 1)
+    values : (n_steps, n_levels)
+    alpha : (n_alpha,) levels in (0, 1)
+
+    Returns
+    -------
+    (n_steps, n_alpha) array
+    """
+    levels = np.asarray(levels, dtype=float)
+    values = np.asarray(values, dtype=float)
+    alpha = np.asarray(alpha, dtype=float)
+    if np.any((alpha <= 0) | (alpha >= 1)):
+        raise ValueError(f"quantile levels must lie in (0, 1), got {alpha.tolist()}")
+    z = np.array([_NORMAL.inv_cdf(level) for level in levels])
+    z_alpha = np.array([_NORMAL.inv_cdf(a) for a in alpha])
+    out = np.empty((values.shape[0], alpha.size))
+    for step, row in enumerate(values):
+        out[step] = np.interp(alpha, levels, row)
+    low, high = alpha < levels[0], alpha > levels[-1]
+    if low.any():
+        scale = (values[:, 1] - values[:, 0]) / (z[1] - z[0])
+        out[:, low] = values[:, :1] + np.outer(scale, z_alpha[low] - z[0])
+    if high.any():
+        scale = (values[:, -1] - values[:, -2]) / (z[-1] - z[-2])
+        out[:, high] = values[:, -1:] + np.outer(scale, z_alpha[high] - z[-1])
+    return out

@@ -1,0 +1,202 @@
+"""Each built-in backbone with a strategy on real prices; what each strategy
+leaves trainable; the pretrained weights really load."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from pricetune import FineTunedPriceForecaster
+from pricetune.components.language_model import MiniLMBackbone, minilm_path
+from pricetune.datasets import load_gold, load_henry_hub, load_wti
+
+CHEAP = {"max_epochs": 2, "batch_size": 32, "random_state": 0, "verbose": 0}
+
+
+def _fit_and_check(y, fh, **params):
+    before = y.copy()
+    forecaster = FineTunedPriceForecaster(**{**CHEAP, **params}).fit(y, fh=fh)
+    prediction = forecaster.predict()
+    assert len(prediction) == len(fh)
+    assert np.isfinite(prediction.to_numpy()).all()
+    assert prediction.index[0] > y.index[-1]
+    # forecasts stay on the scale of the series
+    assert prediction.abs().max() < 10 * y.abs().max()
+    assert y.equals(before)
+    return forecaster
+
+
+@pytest.mark.parametrize(
+    ("backbone", "strategy", "backbone_kwargs"),
+    [
+        ("none", "full", {}),
+        ("lstm", "full", {"hidden_size": 16}),
+        ("lstm", "frozen", {"hidden_size": 16}),
+        ("gru", "full", {"hidden_size": 16}),
+        ("minilm", "lora", {"n_layers": 1}),
+        ("minilm", "layernorm", {"n_layers": 1}),
+        ("minilm", "frozen", {"n_layers": 1}),
+        ("minilm", "full", {"n_layers": 1, "pretrained": False}),
+    ],
+)
+def test_backbone_with_strategy_on_monthly_brent(
+    brent_monthly, backbone, strategy, backbone_kwargs
+):
+    forecaster = _fit_and_check(
+        brent_monthly,
+        [1, 2, 3],
+        backbone=backbone,
+        strategy=strategy,
+        backbone_kwargs=backbone_kwargs,
+        context_length=24,
+        patch_length=4,
+    )
+    interval = forecaster.predict_interval(coverage=0.8)
+    lower = interval.xs("lower", axis=1, level=-1).to_numpy()
+    upper = interval.xs("upper", axis=1, level=-1).to_numpy()
+    assert (lower <= upper).all()
+
+
+def test_other_commodities_and_frequencies():
+    _fit_and_check(load_wti("weekly").iloc[-300:], [1, 2, 4], backbone="gru",
+                   strategy="full", context_length=32)
+    _fit_and_check(load_henry_hub("daily").iloc[-400:], list(range(1, 6)),
+                   backbone="lstm", strategy="full", context_length=40)
+    _fit_and_check(load_gold(), [1, 6, 12], backbone="none", strategy="full",
+                   context_length=36, head="linear")
+
+
+@pytest.mark.parametrize("strategy", ["full", "lora", "layernorm"])
+def test_hf_backbone_reads_any_local_checkpoint(brent_monthly, tiny_gpt2_dir, strategy):
+    forecaster = _fit_and_check(
+        brent_monthly,
+        [1, 2],
+        backbone="hf",
+        backbone_kwargs={"path": str(tiny_gpt2_dir)},
+        strategy=strategy,
+        context_length=16,
+        patch_length=4,
+    )
+    assert forecaster.model_.backbone.hidden_size == 32
+
+
+def test_hf_backbone_refuses_what_is_not_a_local_directory(brent_monthly, tmp_path):
+    forecaster = FineTunedPriceForecaster(
+        **CHEAP, backbone="hf", backbone_kwargs={"path": str(tmp_path / "gpt2")},
+        context_length=16,
+    )
+    with pytest.raises(FileNotFoundError, match="never downloads"):
+        forecaster.fit(brent_monthly, fh=[1])
+    with pytest.raises(ValueError, match="needs backbone_kwargs"):
+        FineTunedPriceForecaster(**CHEAP, backbone="hf", context_length=16).fit(
+            brent_monthly, fh=[1]
+        )
+
+
+def _trainable(forecaster, part):
+    return {
+        name: p
+        for name, p in getattr(forecaster.model_.backbone, part).named_parameters()
+        if p.requires_grad
+    }
+
+
+def _n(parameters):
+    return sum(p.numel() for p in parameters)
+
+
+def _fit_minilm(brent_monthly, strategy, **extra):
+    return FineTunedPriceForecaster(
+        **CHEAP,
+        backbone="minilm",
+        backbone_kwargs={"n_layers": 2},
+        strategy=strategy,
+        context_length=16,
+        patch_length=4,
+        **extra,
+    ).fit(brent_monthly, fh=[1])
+
+
+def _embedding_and_head(forecaster):
+    model = forecaster.model_
+    return _n(model.backbone.embedding.parameters()) + _n(model.head.parameters())
+
+
+def test_lora_trains_adapters_embedding_and_head_only(brent_monthly):
+    r, hidden, layers = 4, 384, 2
+    forecaster = _fit_minilm(brent_monthly, "lora", strategy_kwargs={"r": r})
+    body = _trainable(forecaster, "body")
+    assert body and all("lora_" in name for name in body)
+    # LoRA on query and value of each layer: r * (in + out) per adapted matrix
+    expected_lora = layers * 2 * r * (hidden + hidden)
+    assert _n(body.values()) == expected_lora
+    assert forecaster.n_trainable_parameters_ == expected_lora + _embedding_and_head(
+        forecaster
+    )
+
+
+def test_layernorm_trains_norms_and_positions_only(brent_monthly):
+    forecaster = _fit_minilm(brent_monthly, "layernorm")
+    body = _trainable(forecaster, "body")
+    assert all("LayerNorm" in name or "position_embeddings" in name for name in body)
+    hidden, layers, positions = 384, 2, 512
+    # two LayerNorms (weight + bias) per layer, one after the embeddings,
+    # and the position table
+    expected = (layers * 2 + 1) * 2 * hidden + positions * hidden
+    assert _n(body.values()) == expected
+    assert forecaster.n_trainable_parameters_ == expected + _embedding_and_head(
+        forecaster
+    )
+
+
+def test_frozen_trains_embedding_and_head_only(brent_monthly):
+    forecaster = _fit_minilm(brent_monthly, "frozen")
+    assert _trainable(forecaster, "body") == {}
+    assert forecaster.n_trainable_parameters_ == _embedding_and_head(forecaster)
+
+
+def test_full_trains_everything(brent_monthly):
+    forecaster = _fit_minilm(brent_monthly, "full")
+    assert forecaster.n_trainable_parameters_ == forecaster.n_parameters_
+
+
+def test_strategies_refuse_backbones_they_cannot_adapt(brent_monthly):
+    for backbone, strategy, message in [
+        ("none", "lora", "has none"),
+        ("none", "frozen", "has none"),
+        ("lstm", "layernorm", "needs LayerNorm"),
+        ("lstm", "lora", "target_modules"),
+    ]:
+        forecaster = FineTunedPriceForecaster(
+            **CHEAP, backbone=backbone, strategy=strategy, context_length=16
+        )
+        with pytest.raises(ValueError, match=message):
+            forecaster.fit(brent_monthly, fh=[1])
+
+
+def test_minilm_loads_the_shipped_pretrained_weights():
+    shipped = load_file(str(minilm_path() / "model.safetensors"))
+    name = "encoder.layer.0.attention.self.query.weight"
+    pretrained = MiniLMBackbone(patch_length=4, n_patches=3, n_layers=1)
+    loaded = dict(pretrained.body.named_parameters())
+    torch.testing.assert_close(loaded[name], shipped[name], rtol=0, atol=0)
+    torch.testing.assert_close(
+        loaded["embeddings.position_embeddings.weight"],
+        shipped["embeddings.position_embeddings.weight"],
+        rtol=0,
+        atol=0,
+    )
+    random = MiniLMBackbone(patch_length=4, n_patches=3, n_layers=1, pretrained=False)
+    assert not torch.equal(dict(random.body.named_parameters())[name], shipped[name])
+    assert pretrained.hidden_size == 384
+    assert len(pretrained.body.encoder.layer) == 1
+
+
+def test_frozen_fit_leaves_pretrained_weights_as_shipped(brent_monthly):
+    shipped = load_file(str(minilm_path() / "model.safetensors"))
+    forecaster = _fit_minilm(brent_monthly, "frozen")
+    body = dict(forecaster.model_.backbone.body.named_parameters())
+    for name in ["encoder.layer.1.output.dense.weight", "embeddings.LayerNorm.weight"]:
+        torch.testing.assert_close(body[name], shipped[name], rtol=0, atol=0)

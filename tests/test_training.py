@@ -1,0 +1,169 @@
+"""The training loop: devices, precision, early stopping, reproducibility,
+update, progress reporting."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from pricetune import FineTunedPriceForecaster
+from pricetune.training import resolve_device, resolve_precision, split_windows
+
+CHEAP = {
+    "backbone": "lstm",
+    "backbone_kwargs": {"hidden_size": 8},
+    "strategy": "full",
+    "context_length": 16,
+    "patch_length": 4,
+    "max_epochs": 3,
+    "random_state": 0,
+    "verbose": 0,
+}
+
+
+def test_auto_device_prefers_cuda_then_cpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto") == torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert resolve_device("auto") == torch.device("cpu")
+    assert resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(TypeError, match="device must be a string"):
+        resolve_device(0)
+
+
+def test_auto_precision_is_bf16_on_cuda_only(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    assert resolve_precision("auto", torch.device("cuda")) is torch.bfloat16
+    assert resolve_precision("fp32", torch.device("cuda")) is None
+    assert resolve_precision("auto", torch.device("cpu")) is None
+
+
+def test_bf16_autocast_path_trains_on_cpu(brent_monthly, monkeypatch):
+    # the GPU path's autocast code, exercised with CPU autocast
+    import pricetune.forecaster as forecaster_module  # noqa: F401
+    from pricetune import training
+
+    monkeypatch.setattr(training, "resolve_precision", lambda p, d: torch.bfloat16)
+    forecaster = FineTunedPriceForecaster(**CHEAP).fit(brent_monthly, fh=[1, 2])
+    assert forecaster._autocast_dtype is torch.bfloat16
+    assert np.isfinite(forecaster.training_history_["train_loss"]).all()
+    assert np.isfinite(forecaster.predict().to_numpy()).all()
+
+
+def test_split_keeps_validation_targets_out_of_training():
+    horizon = 3
+    train, validation = split_windows(100, horizon, 0.2)
+    assert len(validation) == 20
+    assert validation[0] == 80
+    # the last training target (train[-1] + horizon - 1) ends before the first
+    # validation target (validation[0])
+    assert train[-1] + horizon - 1 < validation[0]
+    # too few windows to spare a purged validation tail: train on all
+    train, validation = split_windows(3, 3, 0.2)
+    assert len(validation) == 0 and len(train) == 3
+
+
+def test_same_seed_same_forecast_and_global_rng_untouched(brent_monthly):
+    torch.manual_seed(123)
+    state = torch.random.get_rng_state()
+    first = FineTunedPriceForecaster(**CHEAP).fit(brent_monthly, fh=[1, 2, 3])
+    assert torch.equal(torch.random.get_rng_state(), state)
+    second = FineTunedPriceForecaster(**CHEAP).fit(brent_monthly, fh=[1, 2, 3])
+    np.testing.assert_array_equal(first.predict(), second.predict())
+    other = FineTunedPriceForecaster(**{**CHEAP, "random_state": 1}).fit(
+        brent_monthly, fh=[1, 2, 3]
+    )
+    assert not np.array_equal(first.predict(), other.predict())
+
+
+def test_early_stopping_stops_and_restores_the_best_weights(brent_monthly):
+    forecaster = FineTunedPriceForecaster(
+        **{**CHEAP, "max_epochs": 40, "patience": 2, "learning_rate": 0.05}
+    ).fit(brent_monthly, fh=[1, 2])
+    history = forecaster.training_history_
+    assert len(history) < 40
+    best = history["validation_loss"].idxmin()
+    assert len(history) == best + 1 + 2  # stopped `patience` epochs after the best
+
+    # the restored weights give the best validation loss, not the last one
+    from pricetune.training import Trainer, TrainingConfig
+
+    values = forecaster._history
+    windows = np.lib.stride_tricks.sliding_window_view(values, 16 + 2)
+    _, validation = split_windows(len(windows), 2, 0.2)
+    trainer = Trainer(TrainingConfig(1, 32, 1e-3), torch.device("cpu"), None)
+    loss = trainer.evaluate(
+        forecaster.model_, windows[:, :16], windows[:, 16:], validation
+    )
+    assert loss == pytest.approx(history["validation_loss"].min(), rel=1e-4)
+    assert loss < history["validation_loss"].iloc[-1]
+
+
+def test_no_validation_trains_every_epoch(brent_monthly):
+    forecaster = FineTunedPriceForecaster(
+        **{**CHEAP, "validation_fraction": 0.0, "max_epochs": 4}
+    ).fit(brent_monthly, fh=[1])
+    assert list(forecaster.training_history_["epoch"]) == [1, 2, 3, 4]
+    assert "validation_loss" not in forecaster.training_history_
+
+
+def _weights(forecaster):
+    return {k: v.clone() for k, v in forecaster.model_.state_dict().items()}
+
+
+def test_update_without_params_moves_the_origin_only(brent_monthly):
+    y_train, y_new = brent_monthly.iloc[:-6], brent_monthly.iloc[-6:]
+    forecaster = FineTunedPriceForecaster(**CHEAP).fit(y_train, fh=[1, 2])
+    weights = _weights(forecaster)
+    before = forecaster.predict()
+    forecaster.update(y_new, update_params=False)
+    after = forecaster.predict()
+    assert after.index[0] == y_new.index[-1] + 1
+    assert not np.allclose(before.to_numpy(), after.to_numpy())
+    for name, tensor in _weights(forecaster).items():
+        assert torch.equal(tensor, weights[name])
+    # the new origin reads the newest values: same as fitting on all of it
+    # with the same weights
+    reference = copy.deepcopy(forecaster)
+    reference._history = brent_monthly.to_numpy(dtype=float)
+    np.testing.assert_allclose(reference.predict().to_numpy(), after.to_numpy())
+
+
+def test_update_with_params_continues_fine_tuning(brent_monthly):
+    y_train, y_new = brent_monthly.iloc[:-6], brent_monthly.iloc[-6:]
+    forecaster = FineTunedPriceForecaster(**CHEAP).fit(y_train, fh=[1, 2])
+    weights = _weights(forecaster)
+    n_epochs = len(forecaster.training_history_)
+    forecaster.update(y_new, update_params=True)
+    changed = [
+        name for name, tensor in _weights(forecaster).items()
+        if not torch.equal(tensor, weights[name])
+    ]
+    assert changed
+    history = forecaster.training_history_
+    assert len(history) > n_epochs
+    assert set(history["update"].dropna()) == {1}
+
+
+def test_update_rejects_bad_data(brent_monthly):
+    forecaster = FineTunedPriceForecaster(**CHEAP).fit(
+        brent_monthly.iloc[:-6], fh=[1]
+    )
+    new = brent_monthly.iloc[-6:].copy()
+    new.iloc[2] = np.inf
+    before = new.copy()
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        forecaster.update(new)
+    assert new.equals(before)
+
+
+def test_progress_bar_when_verbose(brent_monthly, capsys):
+    FineTunedPriceForecaster(**{**CHEAP, "verbose": 1}).fit(brent_monthly, fh=[1])
+    err = capsys.readouterr().err
+    assert "pricetune lstm/full" in err and "epoch" in err
+    FineTunedPriceForecaster(**CHEAP).fit(brent_monthly, fh=[1])
+    assert capsys.readouterr().err == ""
