@@ -83,13 +83,21 @@ def main() -> None:
             ("cuda fp32", "cuda", "fp32", y, 3, 512),
             ("cpu fp32", "cpu", "fp32", y.iloc[-(CONTEXT + HORIZON + 127) :], 2, 64),
         ]:
-            result = run(data, path, device=device, precision=precision,
-                         strategy=strategy, epochs=epochs, batch_size=batch)
+            result = run(
+                data,
+                path,
+                device=device,
+                precision=precision,
+                strategy=strategy,
+                epochs=epochs,
+                batch_size=batch,
+            )
             rows[(strategy, label)] = result
             f = result["forecaster"]
             print(
                 f"{strategy:5s} {label:17s} device_={f.device_!s:6s} "
-                f"autocast={f._autocast_dtype} windows/s={result['windows_per_s']:10.0f} "
+                f"autocast={f._autocast_dtype} "
+                f"windows/s={result['windows_per_s']:10.0f} "
                 f"predict={result['predict_ms']:.1f} ms "
                 f"finite={np.isfinite(result['prediction'].to_numpy()).all()}"
             )

@@ -12,6 +12,13 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # one torch thread per xdist worker: threads fighting over two cores
+    # slow training down many times over
+    import torch
+
+    torch.set_num_threads(1)
+
 _real_connect = socket.socket.connect
 
 

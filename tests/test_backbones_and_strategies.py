@@ -60,12 +60,28 @@ def test_backbone_with_strategy_on_monthly_brent(
 
 
 def test_other_commodities_and_frequencies():
-    _fit_and_check(load_wti("weekly").iloc[-300:], [1, 2, 4], backbone="gru",
-                   strategy="full", context_length=32)
-    _fit_and_check(load_henry_hub("daily").iloc[-400:], list(range(1, 6)),
-                   backbone="lstm", strategy="full", context_length=40)
-    _fit_and_check(load_gold(), [1, 6, 12], backbone="none", strategy="full",
-                   context_length=36, head="linear")
+    _fit_and_check(
+        load_wti("weekly").iloc[-300:],
+        [1, 2, 4],
+        backbone="gru",
+        strategy="full",
+        context_length=32,
+    )
+    _fit_and_check(
+        load_henry_hub("daily").iloc[-400:],
+        list(range(1, 6)),
+        backbone="lstm",
+        strategy="full",
+        context_length=40,
+    )
+    _fit_and_check(
+        load_gold(),
+        [1, 6, 12],
+        backbone="none",
+        strategy="full",
+        context_length=36,
+        head="linear",
+    )
 
 
 @pytest.mark.parametrize("strategy", ["full", "lora", "layernorm"])
@@ -84,7 +100,9 @@ def test_hf_backbone_reads_any_local_checkpoint(brent_monthly, tiny_gpt2_dir, st
 
 def test_hf_backbone_refuses_what_is_not_a_local_directory(brent_monthly, tmp_path):
     forecaster = FineTunedPriceForecaster(
-        **CHEAP, backbone="hf", backbone_kwargs={"path": str(tmp_path / "gpt2")},
+        **CHEAP,
+        backbone="hf",
+        backbone_kwargs={"path": str(tmp_path / "gpt2")},
         context_length=16,
     )
     with pytest.raises(FileNotFoundError, match="never downloads"):

@@ -15,7 +15,9 @@ from pricetune.quantiles import interpolate_quantiles
 
 def test_quantile_head_shapes_and_no_crossing():
     torch.manual_seed(0)
-    head = QuantileHead(hidden_size=8, n_patches=5, horizon=4, quantiles=[0.1, 0.5, 0.9])
+    head = QuantileHead(
+        hidden_size=8, n_patches=5, horizon=4, quantiles=[0.1, 0.5, 0.9]
+    )
     output = head(torch.randn(64, 5, 8) * 10)
     assert output.shape == (64, 4, 3)
     assert output.dtype == torch.float32
@@ -41,8 +43,11 @@ def test_pinball_loss_matches_hand_computation():
 
 
 def test_quantile_levels_are_validated():
-    for bad, message in [([0.5], "at least two"), ([0.0, 0.5], r"\(0, 1\)"),
-                         ([0.6, 0.4], "increasing")]:
+    for bad, message in [
+        ([0.5], "at least two"),
+        ([0.0, 0.5], r"\(0, 1\)"),
+        ([0.6, 0.4], "increasing"),
+    ]:
         with pytest.raises(ValueError, match=message):
             QuantileHead(hidden_size=2, n_patches=1, horizon=1, quantiles=bad)
 
@@ -78,8 +83,13 @@ def test_interpolation_extends_tails_like_a_normal():
 
 def test_predicted_quantiles_never_cross(brent_monthly):
     forecaster = FineTunedPriceForecaster(
-        backbone="lstm", backbone_kwargs={"hidden_size": 8}, strategy="full",
-        context_length=24, max_epochs=2, random_state=0, verbose=0,
+        backbone="lstm",
+        backbone_kwargs={"hidden_size": 8},
+        strategy="full",
+        context_length=24,
+        max_epochs=2,
+        random_state=0,
+        verbose=0,
     ).fit(brent_monthly, fh=[1, 2, 3])
     alpha = [0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.98, 0.99]
     quantiles = forecaster.predict_quantiles(alpha=alpha).to_numpy()
@@ -93,8 +103,13 @@ def test_predicted_quantiles_never_cross(brent_monthly):
 
 def test_point_head_has_no_quantiles(brent_monthly):
     forecaster = FineTunedPriceForecaster(
-        backbone="none", head="linear", strategy="full", context_length=16,
-        max_epochs=1, random_state=0, verbose=0,
+        backbone="none",
+        head="linear",
+        strategy="full",
+        context_length=16,
+        max_epochs=1,
+        random_state=0,
+        verbose=0,
     ).fit(brent_monthly, fh=[1])
     assert forecaster.quantiles_ is None
     with pytest.raises(NotImplementedError):

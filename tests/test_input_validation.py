@@ -61,23 +61,43 @@ def test_duplicated_index(brent_monthly):
 def test_fh_not_in_the_future(brent_monthly):
     # sktime's own check (capability:insample is False) answers first
     for fh in ([0, 1], [-2]):
-        _fails(brent_monthly, fh=fh, error=NotImplementedError,
-               match="can not perform in-sample prediction")
+        _fails(
+            brent_monthly,
+            fh=fh,
+            error=NotImplementedError,
+            match="can not perform in-sample prediction",
+        )
 
 
 def test_unknown_component_names(brent_monthly):
-    _fails(brent_monthly, error=UnknownComponentError, match="Did you mean 'lstm'",
-           backbone="lstn")
-    _fails(brent_monthly, error=UnknownComponentError, match="known heads: linear",
-           head="qantile")
-    _fails(brent_monthly, error=UnknownComponentError, match="Did you mean 'lora'",
-           strategy="lorra")
+    _fails(
+        brent_monthly,
+        error=UnknownComponentError,
+        match="Did you mean 'lstm'",
+        backbone="lstn",
+    )
+    _fails(
+        brent_monthly,
+        error=UnknownComponentError,
+        match="known heads: linear",
+        head="qantile",
+    )
+    _fails(
+        brent_monthly,
+        error=UnknownComponentError,
+        match="Did you mean 'lora'",
+        strategy="lorra",
+    )
 
 
 def test_bad_settings(brent_monthly):
     _fails(brent_monthly, match="context_length must be at least 2", context_length=0)
-    _fails(brent_monthly, error=TypeError, match="max_epochs must be an integer",
-           max_epochs=2.5)
+    _fails(
+        brent_monthly,
+        error=TypeError,
+        match="max_epochs must be an integer",
+        max_epochs=2.5,
+    )
     _fails(brent_monthly, match="patch_length .* must not exceed", patch_length=40)
     _fails(brent_monthly, match="validation_fraction", validation_fraction=1.5)
     _fails(brent_monthly, match="normalization must be one of", normalization="z")
@@ -85,20 +105,31 @@ def test_bad_settings(brent_monthly):
 
 
 def test_component_kwargs_are_checked(brent_monthly):
-    _fails(brent_monthly, error=TypeError, match="backbone 'lstm'.*hidden_sise",
-           backbone="lstm", backbone_kwargs={"hidden_sise": 8})
-    _fails(brent_monthly, match="must not set \\['horizon'\\]",
-           head_kwargs={"horizon": 3})
-    _fails(brent_monthly, error=TypeError, match="must be a dict",
-           strategy_kwargs=[("r", 2)])
+    _fails(
+        brent_monthly,
+        error=TypeError,
+        match="backbone 'lstm'.*hidden_sise",
+        backbone="lstm",
+        backbone_kwargs={"hidden_sise": 8},
+    )
+    _fails(
+        brent_monthly, match="must not set \\['horizon'\\]", head_kwargs={"horizon": 3}
+    )
+    _fails(
+        brent_monthly,
+        error=TypeError,
+        match="must be a dict",
+        strategy_kwargs=[("r", 2)],
+    )
 
 
 def test_cuda_requested_without_a_gpu(brent_monthly, monkeypatch):
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    _fails(brent_monthly, error=RuntimeError, match="CUDA is not available",
-           device="cuda")
+    _fails(
+        brent_monthly, error=RuntimeError, match="CUDA is not available", device="cuda"
+    )
     _fails(brent_monthly, match="bf16", precision="bf16", device="cpu")
 
 

@@ -95,7 +95,9 @@ def test_early_stopping_stops_and_restores_the_best_weights(brent_monthly):
     values = forecaster._history
     windows = np.lib.stride_tricks.sliding_window_view(values, 16 + 2)
     _, validation = split_windows(len(windows), 2, 0.2)
-    trainer = Trainer(TrainingConfig(1, 32, 1e-3), torch.device("cpu"), None)
+    trainer = Trainer(
+        TrainingConfig(1, 32, 1e-3), forecaster.device_, forecaster._autocast_dtype
+    )
     loss = trainer.evaluate(
         forecaster.model_, windows[:, :16], windows[:, 16:], validation
     )
@@ -140,7 +142,8 @@ def test_update_with_params_continues_fine_tuning(brent_monthly):
     n_epochs = len(forecaster.training_history_)
     forecaster.update(y_new, update_params=True)
     changed = [
-        name for name, tensor in _weights(forecaster).items()
+        name
+        for name, tensor in _weights(forecaster).items()
         if not torch.equal(tensor, weights[name])
     ]
     assert changed
@@ -150,9 +153,7 @@ def test_update_with_params_continues_fine_tuning(brent_monthly):
 
 
 def test_update_rejects_bad_data(brent_monthly):
-    forecaster = FineTunedPriceForecaster(**CHEAP).fit(
-        brent_monthly.iloc[:-6], fh=[1]
-    )
+    forecaster = FineTunedPriceForecaster(**CHEAP).fit(brent_monthly.iloc[:-6], fh=[1])
     new = brent_monthly.iloc[-6:].copy()
     new.iloc[2] = np.inf
     before = new.copy()

@@ -22,9 +22,10 @@ def _demo(args: argparse.Namespace) -> int:
         verbose=0 if args.no_progress else 1,
         forecaster_params=params,
     )
+    train, test = result.y_train.index, result.y_test.index
     print(
-        f"\nBrent monthly: trained on {result.y_train.index[0]}..{result.y_train.index[-1]}"
-        f", tested on the {len(result.y_test)} months to {result.y_test.index[-1]}\n"
+        f"\nBrent monthly: trained on {train[0]}..{train[-1]}, "
+        f"tested on the {len(test)} months to {test[-1]}\n"
     )
     print(result.table.to_string(float_format=lambda v: f"{v:.3f}"))
     for note in result.notes:
@@ -79,9 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--max-epochs", type=int, default=None, help="default: 30")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--device", default="auto", help="auto, cpu, cuda...")
-    demo.add_argument(
-        "--output", default="pricetune-demo.png", help="PNG plot path"
-    )
+    demo.add_argument("--output", default="pricetune-demo.png", help="PNG plot path")
     demo.add_argument("--quick", action="store_true", help="1-layer MiniLM, 3 epochs")
     demo.add_argument("--no-progress", action="store_true", help="no progress bar")
     demo.set_defaults(run=_demo)

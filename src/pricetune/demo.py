@@ -97,7 +97,9 @@ def run_demo(
         rows.append(
             {
                 "model": name,
-                "MASE": mean_absolute_scaled_error(y_test, forecast, y_train=y_train, sp=1),
+                "MASE": mean_absolute_scaled_error(
+                    y_test, forecast, y_train=y_train, sp=1
+                ),
                 "sMAPE %": 100
                 * mean_absolute_percentage_error(y_test, forecast, symmetric=True),
                 f"{COVERAGE:.0%} coverage": interval_coverage(y_test, interval),
@@ -119,7 +121,9 @@ def plot_demo(result: DemoResult, path: str | Path, history: int = 120) -> Path:
     path = Path(path)
     fig, ax = plt.subplots(figsize=(10, 5))
     recent = result.y_train.iloc[-history:]
-    ax.plot(recent.index.to_timestamp(), recent.to_numpy(), color="black", label="history")
+    ax.plot(
+        recent.index.to_timestamp(), recent.to_numpy(), color="black", label="history"
+    )
     test_x = result.y_test.index.to_timestamp()
     ax.plot(test_x, result.y_test.to_numpy(), color="black", ls="--", label="actual")
     for (name, forecast), color in zip(

@@ -6,6 +6,7 @@ import numbers
 
 import numpy as np
 import pandas as pd
+from sklearn.utils import check_random_state
 from sktime.forecasting.base import BaseForecaster
 
 from pricetune.plugins import get_component
@@ -259,8 +260,6 @@ class FineTunedPriceForecaster(BaseForecaster):
 
         from pricetune.model import PatchForecastModel, count_patches
         from pricetune.training import (
-            Trainer,
-            TrainingConfig,
             resolve_device,
             resolve_precision,
         )
@@ -279,13 +278,13 @@ class FineTunedPriceForecaster(BaseForecaster):
         device = resolve_device(self.device)
         autocast_dtype = resolve_precision(self.precision, device)
         n_patches = count_patches(
-            settings["context_length"], settings["patch_length"], settings["patch_stride"]
+            settings["context_length"],
+            settings["patch_length"],
+            settings["patch_stride"],
         )
-        seed = (
-            self.random_state
-            if self.random_state is not None
-            else int(np.random.default_rng().integers(2**31 - 1))
-        )
+        # an int gives the same seed every time; None a fresh one; a
+        # RandomState instance is drawn from, as in scikit-learn
+        seed = int(check_random_state(self.random_state).randint(2**31 - 1))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             backbone = _build(
@@ -304,7 +303,9 @@ class FineTunedPriceForecaster(BaseForecaster):
                 },
                 settings["head_kwargs"],
             )
-            strategy = _build("strategy", self.strategy, {}, settings["strategy_kwargs"])
+            strategy = _build(
+                "strategy", self.strategy, {}, settings["strategy_kwargs"]
+            )
             model = PatchForecastModel(
                 backbone,
                 head,
@@ -351,8 +352,17 @@ class FineTunedPriceForecaster(BaseForecaster):
             raise ValueError(
                 f"validation_fraction must be in [0, 1), got {self.validation_fraction}"
             )
+        from pricetune.model import NORMALIZATIONS
+
+        if self.normalization not in NORMALIZATIONS:
+            raise ValueError(
+                f"normalization must be one of {NORMALIZATIONS}, "
+                f"got {self.normalization!r}"
+            )
         if not float(self.learning_rate) > 0:
-            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+            raise ValueError(
+                f"learning_rate must be positive, got {self.learning_rate}"
+            )
         for kind in ("backbone", "head", "strategy"):
             # resolve early: an unknown name fails before any work is done
             get_component(kind, getattr(self, kind))

@@ -61,12 +61,9 @@ class PluginState:
             ("pricetune", _version("pricetune")),
         )
         if autoload:
-            for entry_point in importlib.metadata.entry_points(
-                group=ENTRY_POINT_GROUP
-            ):
+            for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
                 self._load_entry_point(entry_point)
-        for kind in KINDS:
-            self._collect(kind)
+        self._collect()
 
     def _load_entry_point(self, entry_point: importlib.metadata.EntryPoint) -> None:
         dist = entry_point.dist
@@ -83,44 +80,69 @@ class PluginState:
             return
         self._register(plugin, entry_point.name, provenance)
 
-    def _register(self, plugin: object, name: str, provenance: tuple[str, str]):
+    def _register(self, plugin: object, name: str, provenance: tuple[str, str]) -> bool:
+        registered = False
         try:
             self.pm.register(plugin, name=name)
+            registered = True
             self.pm.check_pending()
         except Exception as error:  # noqa: BLE001 - e.g. PluginValidationError
-            if self.pm.is_registered(plugin):
-                self.pm.unregister(plugin)
+            # unregister only what this call registered: register() also fails
+            # for a module already registered under another name, which must
+            # stay registered
+            if registered:
+                self.pm.unregister(name=name)
             self._skip(name, provenance[0], "validate", _describe(error))
-            return
+            return False
         self._provenance[name] = provenance
+        return True
 
-    def _collect(self, kind: str) -> None:
-        hook_name = _HOOK_FOR_KIND[kind]
-        # get_hookimpls() lists implementations in registration order, so the
-        # built-ins come first and keep their names when a plugin clashes.
-        for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
-            staging = ComponentRegistry(kind)
-            distribution, version = self._provenance[impl.plugin_name]
-            try:
-                impl.function(**{arg: staging for arg in impl.argnames})
-            except Exception as error:  # noqa: BLE001 - a broken plugin is skipped
-                self._skip(impl.plugin_name, distribution, hook_name, _describe(error))
-                continue
-            clashes = self.registries[kind].merge(
-                staging,
-                plugin=impl.plugin_name,
-                distribution=distribution,
-                version=version,
-            )
-            for name in clashes:
-                logger.error(
-                    "pricetune plugin %r (%s): %s %r is already registered by "
-                    "another plugin; this one is ignored",
-                    impl.plugin_name,
-                    distribution,
-                    kind,
-                    name,
+    def _collect(self, only: str | None = None) -> set[str]:
+        """Run the plugins' hooks (all, or only the plugin named ``only``),
+        then merge the components of the plugins whose hooks all succeeded.
+
+        A plugin's components are staged for every kind first, so a plugin
+        that raises in any hook registers nothing. Plugins merge in
+        registration order (built-ins first, whatever ``tryfirst`` or
+        ``trylast`` say), so the earlier plugin keeps a clashing name.
+        Returns the names of the plugins that failed.
+        """
+        staged: dict[str, list[ComponentRegistry]] = {}
+        failed: set[str] = set()
+        for kind in KINDS:
+            hook_name = _HOOK_FOR_KIND[kind]
+            for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+                plugin_name = impl.plugin_name
+                if plugin_name in failed or only not in (None, plugin_name):
+                    continue
+                staging = ComponentRegistry(kind)
+                try:
+                    impl.function(**{arg: staging for arg in impl.argnames})
+                except Exception as error:  # noqa: BLE001 - broken plugin: skipped
+                    failed.add(plugin_name)
+                    staged.pop(plugin_name, None)
+                    distribution = self._provenance[plugin_name][0]
+                    self._skip(plugin_name, distribution, hook_name, _describe(error))
+                    continue
+                staged.setdefault(plugin_name, []).append(staging)
+        for plugin_name, (distribution, version) in self._provenance.items():
+            for staging in staged.get(plugin_name, []):
+                clashes = self.registries[staging.kind].merge(
+                    staging,
+                    plugin=plugin_name,
+                    distribution=distribution,
+                    version=version,
                 )
+                for name in clashes:
+                    logger.error(
+                        "pricetune plugin %r (%s): %s %r is already registered by "
+                        "another plugin; this one is ignored",
+                        plugin_name,
+                        distribution,
+                        staging.kind,
+                        name,
+                    )
+        return failed
 
     def _skip(self, name: str, distribution: str, stage: str, error: str) -> None:
         logger.error(
@@ -146,10 +168,18 @@ def _version(distribution: str) -> str:
 
 _state: PluginState | None = None
 _lock = threading.Lock()
+_loading = threading.local()
 
 
 def _loaded() -> PluginState:
     global _state
+    if getattr(_loading, "active", False):
+        # a plugin looked up components while it was being imported or
+        # registered: waiting for the lock would deadlock
+        raise RuntimeError(
+            "pricetune plugins are being loaded: a plugin must not look up "
+            "components at import time or inside its register hooks"
+        )
     with _lock:
         if _state is None:
             state = PluginState()
@@ -158,9 +188,31 @@ def _loaded() -> PluginState:
                 "true",
                 "yes",
             )
-            state.load(autoload=autoload)
+            _loading.active = True
+            try:
+                state.load(autoload=autoload)
+            finally:
+                _loading.active = False
             _state = state
         return _state
+
+
+def register_plugin(plugin: object, name: str) -> bool:
+    """Register an in-process plugin (a module, class or object holding
+    ``@pricetune.hookimpl`` functions) on top of the loaded ones.
+
+    Its components are available at once; it is listed with distribution
+    ``"(in-process)"``. Handy in notebooks and tests; packaged plugins use
+    the entry-point group instead. A broken plugin is logged and skipped, as
+    at start-up; returns whether it was registered.
+    """
+    state = _loaded()
+    with _lock:
+        if state.pm.has_plugin(name):
+            raise ValueError(f"a plugin named {name!r} is already registered")
+        if not state._register(plugin, name, ("(in-process)", "")):
+            return False
+        return name not in state._collect(only=name)
 
 
 def get_registry(kind: str) -> ComponentRegistry:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 KINDS = ("backbone", "head", "strategy")
-_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+_NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 
 
 class UnknownComponentError(ValueError):
@@ -51,7 +51,7 @@ class ComponentRegistry:
 
     def add(self, name: str, cls: type) -> None:
         """Register ``cls`` under ``name`` (lower case, e.g. ``"lstm"``)."""
-        if not isinstance(name, str) or not _NAME_PATTERN.match(name):
+        if not isinstance(name, str) or not _NAME_PATTERN.fullmatch(name):
             raise ValueError(
                 f"{self.kind} name must be lower-case letters, digits, '_', '-' "
                 f"or '.', starting with a letter or digit; got {name!r}"

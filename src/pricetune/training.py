@@ -23,7 +23,9 @@ def resolve_device(device: str | torch.device) -> torch.device:
     if isinstance(device, torch.device):
         return device
     if not isinstance(device, str):
-        raise TypeError(f"device must be a string such as 'auto' or 'cpu', got {device!r}")
+        raise TypeError(
+            f"device must be a string such as 'auto' or 'cpu', got {device!r}"
+        )
     if device == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -49,7 +51,9 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
     if device.type == "cuda" and torch.cuda.is_bf16_supported():
         return torch.bfloat16
     if precision == "bf16":
-        raise ValueError(f"precision='bf16' needs a CUDA device with bf16, got {device}")
+        raise ValueError(
+            f"precision='bf16' needs a CUDA device with bf16, got {device}"
+        )
     return None
 
 

@@ -64,7 +64,7 @@ class Backbone(nn.Module):
         self.body: nn.Module | None = None
 
     def forward(self, patches: torch.Tensor) -> torch.Tensor:
-        """``(batch, n_patches, patch_length)`` -> ``(batch, n_patches, hidden_size)``."""
+        """``(batch, n_patches, patch_length)`` -> ``(batch, n_patches, hidden)``."""
         raise NotImplementedError
 
 

@@ -44,7 +44,9 @@ class LinearHead(Head):
     ):
         super().__init__()
         if loss not in _POINT_LOSSES:
-            raise ValueError(f"loss must be one of {sorted(_POINT_LOSSES)}, got {loss!r}")
+            raise ValueError(
+                f"loss must be one of {sorted(_POINT_LOSSES)}, got {loss!r}"
+            )
         self._loss = _POINT_LOSSES[loss]
         self.dropout = nn.Dropout(dropout)
         self.projection = nn.Linear(n_patches * hidden_size, horizon)
@@ -102,7 +104,9 @@ class QuantileHead(Head):
         self.dropout = nn.Dropout(dropout)
         self.projection = nn.Linear(n_patches * hidden_size, horizon * self.n_outputs)
         self.register_buffer(
-            "levels", torch.tensor(self.quantiles, dtype=torch.float32), persistent=False
+            "levels",
+            torch.tensor(self.quantiles, dtype=torch.float32),
+            persistent=False,
         )
         self._initialise_bias()
 

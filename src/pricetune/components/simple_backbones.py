@@ -42,6 +42,9 @@ class RecurrentBackbone(Backbone):
         )
 
     def forward(self, patches: torch.Tensor) -> torch.Tensor:
+        # cuDNN wants one contiguous weight buffer; after a copy or a device
+        # move it may not be (no-op on the CPU)
+        self.body.flatten_parameters()
         output, _ = self.body(self.embedding(patches))
         return output
 

@@ -99,8 +99,13 @@ class LoRA(Strategy):
         BERT, ``c_attn`` for GPT-2).
     """
 
-    def __init__(self, r: int = 8, alpha: float = 16, dropout: float = 0.0,
-                 target_modules: list[str] | None = None):
+    def __init__(
+        self,
+        r: int = 8,
+        alpha: float = 16,
+        dropout: float = 0.0,
+        target_modules: list[str] | None = None,
+    ):
         self.r = int(r)
         self.alpha = alpha
         self.dropout = float(dropout)

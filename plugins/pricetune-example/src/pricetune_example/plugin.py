@@ -1,0 +1,32 @@
+"""The module the ``pricetune`` entry point names.
+
+pricetune imports it, finds the functions marked with ``@pricetune.hookimpl``
+and calls each with a registry for one kind of component. Keep this module
+small and cheap to import: the component classes live in
+:mod:`pricetune_example.components` and are imported inside the hooks.
+"""
+
+from __future__ import annotations
+
+import pricetune
+
+
+@pricetune.hookimpl
+def register_backbones(registry):
+    from pricetune_example.components import ExampleMLPBackbone
+
+    registry.add("example-mlp", ExampleMLPBackbone)
+
+
+@pricetune.hookimpl
+def register_heads(registry):
+    from pricetune_example.components import ExampleMeanPoolHead
+
+    registry.add("example-mean-pool", ExampleMeanPoolHead)
+
+
+@pricetune.hookimpl
+def register_strategies(registry):
+    from pricetune_example.components import ExampleHeadOnly
+
+    registry.add("example-head-only", ExampleHeadOnly)
