@@ -35,3 +35,18 @@ def test_doc_page_examples_run(page, tmp_path, monkeypatch, fresh_plugins):
     for number, block in enumerate(BLOCK.findall(page.read_text()), start=1):
         code = compile(block, f"{page.name}[block {number}]", "exec")
         exec(code, namespace)  # noqa: S102 - the docs' own examples
+
+
+def test_forecaster_docstring_example_runs():
+    import doctest
+
+    import pricetune.forecaster
+
+    finder = doctest.DocTestFinder()
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    tests = finder.find(pricetune.forecaster.FineTunedPriceForecaster)
+    examples = [test for test in tests if test.examples]
+    assert examples
+    for test in examples:
+        runner.run(test)
+    assert runner.summarize(verbose=False).failed == 0
