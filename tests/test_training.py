@@ -91,16 +91,14 @@ def test_early_stopping_stops_and_restores_the_best_weights(brent_monthly):
 
     # the restored weights give the best validation loss, not the last one
     from pricetune.training import Trainer, TrainingConfig
+    from pricetune.windows import series_windows
 
-    values = forecaster._history
-    windows = np.lib.stride_tricks.sliding_window_view(values, 16 + 2)
+    windows = series_windows(forecaster._history, 16, 2)
     _, validation = split_windows(len(windows), 2, 0.2)
     trainer = Trainer(
         TrainingConfig(1, 32, 1e-3), forecaster.device_, forecaster._autocast_dtype
     )
-    loss = trainer.evaluate(
-        forecaster.model_, windows[:, :16], windows[:, 16:], validation
-    )
+    loss = trainer.evaluate(forecaster.model_, windows, validation)
     assert loss == pytest.approx(history["validation_loss"].min(), rel=1e-4)
     assert loss < history["validation_loss"].iloc[-1]
 

@@ -11,15 +11,26 @@ from typing import TYPE_CHECKING
 from pricetune.hookspecs import hookimpl
 
 __version__ = "0.1.0"
-__all__ = ["FineTunedPriceForecaster", "hookimpl", "__version__"]
+__all__ = [
+    "FineTunedPriceForecaster",
+    "FineTunedPriceRegressor",
+    "hookimpl",
+    "__version__",
+]
 
 if TYPE_CHECKING:
     from pricetune.forecaster import FineTunedPriceForecaster
+    from pricetune.regressor import FineTunedPriceRegressor
+
+_LAZY = {
+    "FineTunedPriceForecaster": "pricetune.forecaster",
+    "FineTunedPriceRegressor": "pricetune.regressor",
+}
 
 
 def __getattr__(name: str):
-    if name == "FineTunedPriceForecaster":
-        from pricetune.forecaster import FineTunedPriceForecaster
+    if name in _LAZY:
+        import importlib
 
-        return FineTunedPriceForecaster
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'pricetune' has no attribute {name!r}")

@@ -2,45 +2,17 @@
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 import pandas as pd
-from sklearn.utils import check_random_state
-from sktime.forecasting.base import BaseForecaster
+from sktime.forecasting.base import BaseForecaster, ForecastingHorizon
 
-from pricetune.plugins import get_component
-from pricetune.registry import UnknownComponentError
-
-
-def _head_is_probabilistic(head: object) -> bool:
-    """Whether the head named ``head`` gives quantiles (unknown: assume yes;
-    ``fit`` reports the unknown name)."""
-    try:
-        return bool(getattr(get_component("head", head), "probabilistic", False))
-    except UnknownComponentError:
-        return True
+from pricetune.fine_tuning import FineTuningMixin, head_is_probabilistic
+from pricetune.windows import series_windows
 
 
-def _check_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value}")
-    return int(value)
-
-
-def _check_kwargs(name: str, value) -> dict:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise TypeError(f"{name} must be a dict or None, got {value!r}")
-    return dict(value)
-
-
-def _check_index(y, name: str) -> None:
+def _check_index(data, name: str) -> None:
     """Duplicated or unsorted time indices fail with a plain message."""
-    index = getattr(y, "index", None)
+    index = getattr(data, "index", None)
     if not isinstance(index, pd.Index) or isinstance(index, pd.MultiIndex):
         return  # other containers are checked by sktime
     duplicated = index.duplicated()
@@ -58,25 +30,25 @@ def _check_index(y, name: str) -> None:
         )
 
 
-def _build(kind: str, name: str, structural: dict, user: dict):
-    """Instantiate the ``kind`` component ``name`` from its registry."""
-    cls = get_component(kind, name)
-    clash = sorted(set(structural) & set(user))
-    if clash:
-        raise ValueError(
-            f"{kind}_kwargs must not set {clash}: the forecaster sets them "
-            f"(use its own parameters instead)"
-        )
+def _finite_values(data, name: str) -> np.ndarray:
+    """A float64 copy of ``data``'s values, after checking they are finite."""
     try:
-        return cls(**structural, **user)
-    except TypeError as error:
+        values = np.array(data.to_numpy(), dtype=np.float64, copy=True)
+    except (TypeError, ValueError) as error:
         raise TypeError(
-            f"{kind} {name!r} ({cls.__name__}) rejected its arguments "
-            f"{sorted({**structural, **user})}: {error}"
+            f"{name} must hold numbers only (encode categorical columns first): {error}"
         ) from error
+    bad = ~np.isfinite(values)
+    if bad.any():
+        rows = bad.any(axis=1) if bad.ndim == 2 else bad
+        raise ValueError(
+            f"{name} contains {int(bad.sum())} NaN or infinite value(s), "
+            f"first at {list(data.index[rows][:5])}; fill or drop them first"
+        )
+    return values
 
 
-class FineTunedPriceForecaster(BaseForecaster):
+class FineTunedPriceForecaster(FineTuningMixin, BaseForecaster):
     """Fine-tune a pretrained backbone to forecast a price series.
 
     The series is cut into overlapping windows of ``context_length`` past
@@ -132,6 +104,18 @@ class FineTunedPriceForecaster(BaseForecaster):
     verbose : int, default 1
         1 shows a progress bar while training; 0 is silent.
 
+    Exogenous data
+    --------------
+    ``X`` (a DataFrame of numeric columns on the same time index as ``y``)
+    is optional. When ``fit`` gets it, each column is standardised with its
+    training mean and standard deviation, and the model reads every
+    covariate over the context window *and over the forecast horizon*:
+    covariates are treated as known in advance (calendar features, planned
+    events, promotion flags, forward curves). ``predict`` then needs ``X``
+    for every step from the cutoff to ``max(fh)``. Covariates act through
+    one linear map, started at zero, that shifts the forecast of each step
+    (all quantiles alike).
+
     Attributes
     ----------
     model_ : torch.nn.Module
@@ -144,6 +128,8 @@ class FineTunedPriceForecaster(BaseForecaster):
     n_parameters_, n_trainable_parameters_ : int
     training_history_ : pandas.DataFrame
         one row per epoch: train and validation loss, seconds.
+    covariate_names_ : list
+        the columns of ``X`` seen in ``fit`` (empty without ``X``).
 
     Notes
     -----
@@ -177,7 +163,10 @@ class FineTunedPriceForecaster(BaseForecaster):
         "y_inner_mtype": "pd.Series",
         "X_inner_mtype": "pd.DataFrame",
         "capability:multivariate": False,
-        "capability:exogenous": False,
+        "capability:exogenous": True,
+        "capability:categorical_in_X": False,
+        # the model reads X at every step from the cutoff to max(fh)
+        "capability:non_contiguous_X": False,
         "requires-fh-in-fit": True,
         "capability:insample": False,
         "capability:pred_int": True,
@@ -238,227 +227,102 @@ class FineTunedPriceForecaster(BaseForecaster):
         # conformance tests switch it on after construction and expect them
         self._y = None
         self._X = None
-        self.set_tags(**{"capability:pred_int": _head_is_probabilistic(head)})
+        self.set_tags(**{"capability:pred_int": head_is_probabilistic(head)})
 
     # ------------------------------------------------------------------ fit
     def fit(self, y, X=None, fh=None):
         """Fit to training data; see :meth:`sktime.forecasting.base.BaseForecaster.fit`.
 
-        Checks the index of ``y`` first, so that an unsorted or duplicated
-        index gets a short, direct message.
+        Checks the time index of ``y`` and ``X`` first, so that an unsorted or
+        duplicated index gets a short, direct message.
         """
         _check_index(y, "y")
+        _check_index(X, "X")
         return super().fit(y, X=X, fh=fh)
 
     def update(self, y, X=None, update_params=True):
         """Update with new data; see the class notes for what ``update_params`` does."""
         _check_index(y, "y")
+        _check_index(X, "X")
         return super().update(y, X=X, update_params=update_params)
 
     def _fit(self, y, X=None, fh=None):
-        import torch
-
-        from pricetune.model import PatchForecastModel, count_patches
-        from pricetune.training import (
-            resolve_device,
-            resolve_precision,
-        )
-
         settings = self._check_settings()
-        values = self._check_values(y, "y")
-        horizon = self._horizon(fh)
-        needed = settings["context_length"] + horizon
+        values = _finite_values(y, "y")
+        horizon = int(np.max(fh.to_relative(self.cutoff)))  # sktime refused fh <= 0
+        needed = settings.context_length + horizon
         if len(values) < needed:
             raise ValueError(
                 f"y has {len(values)} observations, but context_length="
-                f"{settings['context_length']} plus the horizon of {horizon} "
+                f"{settings.context_length} plus the horizon of {horizon} "
                 f"needs at least {needed}; pass a longer series or lower "
                 "context_length"
             )
-        device = resolve_device(self.device)
-        autocast_dtype = resolve_precision(self.precision, device)
-        n_patches = count_patches(
-            settings["context_length"],
-            settings["patch_length"],
-            settings["patch_stride"],
-        )
-        # an int gives the same seed every time; None a fresh one; a
-        # RandomState instance is drawn from, as in scikit-learn
-        seed = int(check_random_state(self.random_state).randint(2**31 - 1))
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            backbone = _build(
-                "backbone",
-                self.backbone,
-                {"patch_length": settings["patch_length"], "n_patches": n_patches},
-                settings["backbone_kwargs"],
-            )
-            head = _build(
-                "head",
-                self.head,
-                {
-                    "hidden_size": backbone.hidden_size,
-                    "n_patches": n_patches,
-                    "horizon": horizon,
-                },
-                settings["head_kwargs"],
-            )
-            strategy = _build(
-                "strategy", self.strategy, {}, settings["strategy_kwargs"]
-            )
-            model = PatchForecastModel(
-                backbone,
-                head,
-                context_length=settings["context_length"],
-                patch_length=settings["patch_length"],
-                patch_stride=settings["patch_stride"],
-                normalization=self.normalization,
-            )
-            strategy.apply(model)
-            model.to(device)
-            self.model_ = model
-            self.device_ = device
-            self.horizon_ = horizon
-            self.quantiles_ = head.quantiles
-            self._autocast_dtype = autocast_dtype
-            self._seed = seed
-            self._n_updates = 0
-            self._history = values
-            self._y_name = y.name
-            self.training_history_ = self._train(values)
-        self.n_parameters_ = sum(p.numel() for p in model.parameters())
-        self.n_trainable_parameters_ = sum(
-            p.numel() for p in model.parameters() if p.requires_grad
-        )
+        covariates = None
+        self.covariate_names_ = []
+        if X is not None:
+            raw = _finite_values(X.loc[y.index], "X")
+            self.covariate_names_ = list(X.columns)
+            self._covariate_loc = raw.mean(axis=0)
+            self._covariate_scale = np.where(raw.std(axis=0) > 0, raw.std(axis=0), 1.0)
+            covariates = (raw - self._covariate_loc) / self._covariate_scale
+        self._history = values
+        self._covariate_history = covariates
+        self._y_name = y.name
+        self._index_name = y.index.name
+        windows = series_windows(values, settings.context_length, horizon, covariates)
+        self._build_and_train(settings, windows, horizon)
         return self
 
-    def _check_settings(self) -> dict:
-        context_length = _check_int("context_length", self.context_length, 2)
-        patch_length = _check_int("patch_length", self.patch_length, 1)
-        if patch_length > context_length:
+    def _scaled_covariates(self, X, index, name: str) -> np.ndarray:
+        """Rows ``index`` of ``X`` in the fitted columns, standardised."""
+        missing_columns = [c for c in self.covariate_names_ if c not in X.columns]
+        if missing_columns:
             raise ValueError(
-                f"patch_length ({patch_length}) must not exceed context_length "
-                f"({context_length})"
+                f"{name} lacks the covariates {missing_columns} seen in fit"
             )
-        patch_stride = (
-            max(1, patch_length // 2)
-            if self.patch_stride is None
-            else _check_int("patch_stride", self.patch_stride, 1)
-        )
-        _check_int("max_epochs", self.max_epochs, 1)
-        _check_int("batch_size", self.batch_size, 1)
-        _check_int("patience", self.patience, 1)
-        if not 0.0 <= float(self.validation_fraction) < 1.0:
+        rows = X[self.covariate_names_].reindex(index)
+        missing = rows.index[rows.isna().any(axis=1)]
+        if len(missing):
             raise ValueError(
-                f"validation_fraction must be in [0, 1), got {self.validation_fraction}"
+                f"{name} must cover {list(index)}; missing or NaN at {list(missing)}"
             )
-        from pricetune.model import NORMALIZATIONS
-
-        if self.normalization not in NORMALIZATIONS:
-            raise ValueError(
-                f"normalization must be one of {NORMALIZATIONS}, "
-                f"got {self.normalization!r}"
-            )
-        if not float(self.learning_rate) > 0:
-            raise ValueError(
-                f"learning_rate must be positive, got {self.learning_rate}"
-            )
-        for kind in ("backbone", "head", "strategy"):
-            # resolve early: an unknown name fails before any work is done
-            get_component(kind, getattr(self, kind))
-        return {
-            "context_length": context_length,
-            "patch_length": patch_length,
-            "patch_stride": patch_stride,
-            "backbone_kwargs": _check_kwargs("backbone_kwargs", self.backbone_kwargs),
-            "head_kwargs": _check_kwargs("head_kwargs", self.head_kwargs),
-            "strategy_kwargs": _check_kwargs("strategy_kwargs", self.strategy_kwargs),
-        }
-
-    @staticmethod
-    def _check_values(y: pd.Series, name: str) -> np.ndarray:
-        """A float64 copy of ``y``'s values, after checking they are finite."""
-        values = np.array(y.to_numpy(), dtype=np.float64, copy=True)
-        bad = ~np.isfinite(values)
-        if bad.any():
-            where = list(y.index[bad][:5])
-            raise ValueError(
-                f"{name} contains {int(bad.sum())} NaN or infinite value(s), "
-                f"first at {where}; fill or drop them before fitting"
-            )
-        return values
-
-    def _horizon(self, fh) -> int:
-        # sktime has already refused in-sample steps (capability:insample)
-        return int(np.max(fh.to_relative(self.cutoff)))
-
-    def _train(self, values: np.ndarray) -> pd.DataFrame:
-        import torch
-
-        from pricetune.training import Trainer, TrainingConfig
-
-        width = self.context_length + self.horizon_
-        windows = np.lib.stride_tricks.sliding_window_view(values, width)
-        config = TrainingConfig(
-            max_epochs=self.max_epochs,
-            batch_size=self.batch_size,
-            learning_rate=float(self.learning_rate),
-            weight_decay=float(self.weight_decay),
-            patience=self.patience,
-            validation_fraction=float(self.validation_fraction),
-            verbose=int(self.verbose),
-            description=f"pricetune {self.backbone}/{self.strategy}",
-        )
-        generator = torch.Generator().manual_seed(self._seed + self._n_updates)
-        trainer = Trainer(config, self.device_, self._autocast_dtype)
-        history = trainer.fit(
-            self.model_,
-            windows[:, : self.context_length],
-            windows[:, self.context_length :],
-            generator,
-        )
-        return pd.DataFrame(history)
+        return (
+            _finite_values(rows, name) - self._covariate_loc
+        ) / self._covariate_scale
 
     # -------------------------------------------------------------- predict
-    def _forecast_outputs(self) -> np.ndarray:
-        """Raw-unit outputs for the next ``horizon_`` steps: (horizon, n_outputs)."""
-        import torch
-
-        context = torch.tensor(
-            self._history[-self.context_length :][None, :],
-            dtype=torch.float32,
-            device=self.device_,
-        )
-        model = self.model_
-        model.eval()
-        with torch.no_grad():
-            output = model(context).float()
-            loc, scale = model.scaling(context)
-            output = output * scale[..., None] + loc[..., None]
-        return output[0].cpu().numpy().astype(np.float64)
-
-    def _steps(self, fh) -> np.ndarray:
+    def _forecast_outputs(self, fh, X) -> np.ndarray:
+        """Raw-unit outputs at the steps of ``fh``: ``(len(fh), n_outputs)``."""
         steps = np.asarray(fh.to_relative(self.cutoff), dtype=int)
         if steps.min() < 1 or steps.max() > self.horizon_:
             raise ValueError(
                 f"this forecaster was fitted for steps 1..{self.horizon_}; got "
                 f"{steps.tolist()}. Fit again with the fh you need"
             )
-        return steps - 1
+        covariates = None
+        if self.covariate_names_:
+            if X is None:
+                raise ValueError(
+                    f"this forecaster was fitted with X ({self.covariate_names_}); "
+                    f"predict needs X for the {self.horizon_} steps after the cutoff"
+                )
+            future = ForecastingHorizon(
+                np.arange(1, self.horizon_ + 1), is_relative=True, freq=fh.freq
+            ).to_absolute_index(self.cutoff)
+            past = self._covariate_history[-self.context_length :]
+            span = np.concatenate([past, self._scaled_covariates(X, future, "X")])
+            covariates = span.reshape(1, -1)
+        outputs = self._raw_outputs(self._history[-self.context_length :], covariates)
+        return outputs[0, steps - 1]
 
-    def _quantiles_at(self, fh, alpha) -> np.ndarray:
-        from pricetune.quantiles import interpolate_quantiles
-
-        outputs = self._forecast_outputs()[self._steps(fh)]
-        return interpolate_quantiles(self.quantiles_, outputs, alpha)
+    def _index(self, fh) -> pd.Index:
+        """The absolute index of ``fh``, named like ``y``'s index."""
+        return fh.to_absolute_index(self.cutoff).rename(self._index_name)
 
     def _predict(self, fh, X=None):
-        if self.quantiles_ is None:
-            values = self._forecast_outputs()[self._steps(fh), 0]
-        else:
-            values = self._quantiles_at(fh, [0.5])[:, 0]
-        index = fh.to_absolute_index(self.cutoff)
-        return pd.Series(values, index=index, name=self._y_name)
+        values = self._quantiles_from(self._forecast_outputs(fh, X), [0.5])[:, 0]
+        return pd.Series(values, index=self._index(fh), name=self._y_name)
 
     def _predict_quantiles(self, fh, X, alpha):
         if self.quantiles_ is None:
@@ -466,23 +330,31 @@ class FineTunedPriceForecaster(BaseForecaster):
                 f"head {self.head!r} gives point forecasts only; use a "
                 "probabilistic head such as 'quantile' for quantiles"
             )
-        values = self._quantiles_at(fh, alpha)
+        values = self._quantiles_from(self._forecast_outputs(fh, X), alpha)
         columns = self._get_columns(method="predict_quantiles", alpha=alpha)
-        return pd.DataFrame(
-            values, index=fh.to_absolute_index(self.cutoff), columns=columns
-        )
+        return pd.DataFrame(values, index=self._index(fh), columns=columns)
 
     # --------------------------------------------------------------- update
     def _update(self, y, X=None, update_params=True):
-        import torch
-
-        values = self._check_values(y, "y")
+        values = _finite_values(y, "y")
+        if self.covariate_names_:
+            if X is None:
+                raise ValueError(
+                    f"this forecaster was fitted with X ({self.covariate_names_}); "
+                    "update needs X for the new observations too"
+                )
+            new = self._scaled_covariates(X, y.index, "X")
+            self._covariate_history = np.concatenate([self._covariate_history, new])
         self._history = np.concatenate([self._history, values])
         if update_params:
             self._n_updates += 1
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(self._seed + self._n_updates)
-                history = self._train(self._history)
+            windows = series_windows(
+                self._history,
+                self.context_length,
+                self.horizon_,
+                self._covariate_history,
+            )
+            history = self._train(windows)
             history.insert(0, "update", self._n_updates)
             self.training_history_ = pd.concat(
                 [self.training_history_, history], ignore_index=True

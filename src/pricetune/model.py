@@ -44,6 +44,8 @@ class PatchForecastModel(nn.Module):
         patch_length: int,
         patch_stride: int,
         normalization: str = "last",
+        horizon: int | None = None,
+        n_covariate_features: int = 0,
     ):
         super().__init__()
         if normalization not in NORMALIZATIONS:
@@ -57,6 +59,16 @@ class PatchForecastModel(nn.Module):
         self.n_patches = count_patches(context_length, patch_length, patch_stride)
         self.used_length = (self.n_patches - 1) * patch_stride + patch_length
         self.normalization = normalization
+        # Covariates shift the forecast of every step (every quantile alike,
+        # so quantiles still never cross), through one linear map that
+        # starts at zero: without signal in them, the model is unchanged.
+        self.covariate_effect = None
+        if n_covariate_features:
+            if horizon is None:
+                raise ValueError("horizon is needed to use covariates")
+            self.covariate_effect = nn.Linear(n_covariate_features, horizon)
+            nn.init.zeros_(self.covariate_effect.weight)
+            nn.init.zeros_(self.covariate_effect.bias)
 
     def scaling(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-window location and scale, each of shape ``(batch, 1)``."""
@@ -70,11 +82,25 @@ class PatchForecastModel(nn.Module):
         floor = 1e-6 * (loc.abs() + 1.0)
         return loc, torch.maximum(scale, floor)
 
-    def forward(self, context: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, context: torch.Tensor, covariates: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """``(batch, context_length)`` raw values -> ``(batch, horizon, n_outputs)``
-        in normalised units (see :meth:`scaling`)."""
+        in normalised units (see :meth:`scaling`).
+
+        ``covariates`` is ``(batch, n_covariate_features)``, already scaled,
+        and required exactly when the model was built with covariates.
+        """
         loc, scale = self.scaling(context)
         normalised = (context[:, -self.used_length :] - loc) / scale
         patches = normalised.unfold(1, self.patch_length, self.patch_stride)
-        hidden = self.backbone(patches)
-        return self.head(hidden)
+        output = self.head(self.backbone(patches))
+        if (covariates is None) != (self.covariate_effect is None):
+            raise ValueError(
+                "this model was built "
+                + ("with" if self.covariate_effect is not None else "without")
+                + " covariates; pass them exactly when it was"
+            )
+        if covariates is not None:
+            output = output + self.covariate_effect(covariates).unsqueeze(-1)
+        return output

@@ -15,6 +15,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from pricetune.windows import Windows
+
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
@@ -90,51 +92,49 @@ def _batches(indices: np.ndarray, batch_size: int):
 
 
 class Trainer:
-    """Trains a :class:`~pricetune.model.PatchForecastModel` on windows.
-
-    ``contexts`` is ``(n_windows, context_length)`` and ``targets`` is
-    ``(n_windows, horizon)``, both float arrays of raw values (views are
-    fine: batches are copied as they are drawn).
-    """
+    """Trains a :class:`~pricetune.model.PatchForecastModel` on
+    :class:`~pricetune.windows.Windows` of raw values."""
 
     def __init__(self, config: TrainingConfig, device: torch.device, autocast_dtype):
         self.config = config
         self.device = device
         self.autocast_dtype = autocast_dtype
 
-    def _to_device(self, array: np.ndarray) -> torch.Tensor:
+    def _to_device(self, array: np.ndarray | None) -> torch.Tensor | None:
+        if array is None:
+            return None
         tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
         if self.device.type == "cuda":
             return tensor.pin_memory().to(self.device, non_blocking=True)
         return tensor.to(self.device)
 
-    def _loss(self, model: nn.Module, contexts, targets) -> torch.Tensor:
-        context = self._to_device(contexts)
-        target = self._to_device(targets)
+    def _loss(self, model: nn.Module, windows: Windows, indices) -> torch.Tensor:
+        context, target, covariates = map(self._to_device, windows.batch(indices))
         with torch.autocast(
             device_type=self.device.type,
             dtype=self.autocast_dtype or torch.float32,
             enabled=self.autocast_dtype is not None,
         ):
-            prediction = model(context)
+            prediction = model(context, covariates)
         loc, scale = model.scaling(context)
         return model.head.loss(prediction.float(), (target - loc) / scale)
 
-    def evaluate(self, model: nn.Module, contexts, targets, indices) -> float:
+    def evaluate(self, model: nn.Module, windows: Windows, indices) -> float:
+        """Mean loss over the windows at ``indices``, without training."""
         model.eval()
         total, count = 0.0, 0
         with torch.no_grad():
             for batch in _batches(indices, self.config.batch_size):
-                loss = self._loss(model, contexts[batch], targets[batch])
-                total += float(loss) * len(batch)
+                total += float(self._loss(model, windows, batch)) * len(batch)
                 count += len(batch)
         return total / max(count, 1)
 
-    def fit(self, model, contexts, targets, generator: torch.Generator) -> list[dict]:
+    def fit(self, model, windows: Windows, generator: torch.Generator) -> list[dict]:
+        """Train ``model`` in place; returns one record per epoch."""
         config = self.config
-        horizon = targets.shape[1]
+        horizon = windows.targets.shape[1]
         train, validation = split_windows(
-            len(contexts), horizon, config.validation_fraction
+            len(windows), horizon, config.validation_fraction
         )
         trainable = [p for p in model.parameters() if p.requires_grad]
         if not trainable:
@@ -157,16 +157,14 @@ class Trainer:
             order = train[torch.randperm(len(train), generator=generator).numpy()]
             total = 0.0
             for batch in _batches(order, config.batch_size):
-                loss = self._loss(model, contexts[batch], targets[batch])
+                loss = self._loss(model, windows, batch)
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 optimiser.step()
                 total += float(loss.detach()) * len(batch)
             record = {"epoch": epoch, "train_loss": total / len(train)}
             if len(validation):
-                record["validation_loss"] = self.evaluate(
-                    model, contexts, targets, validation
-                )
+                record["validation_loss"] = self.evaluate(model, windows, validation)
             record["seconds"] = time.perf_counter() - started
             history.append(record)
             bar.update(1)

@@ -1,0 +1,251 @@
+"""What the forecaster and the regressor share: checking their parameters,
+assembling the model from plugins, training it, and running it.
+
+:class:`FineTuningMixin` expects the estimator to have the parameters
+documented on :class:`~pricetune.FineTunedPriceForecaster` (``backbone``,
+``head``, ``strategy``, their ``*_kwargs``, ``context_length``,
+``patch_length``, ``patch_stride``, ``normalization``, ``max_epochs``,
+``batch_size``, ``learning_rate``, ``weight_decay``, ``patience``,
+``validation_fraction``, ``device``, ``precision``, ``random_state``,
+``verbose``).
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.utils import check_random_state
+
+from pricetune.plugins import get_component
+from pricetune.registry import UnknownComponentError
+
+KINDS = ("backbone", "head", "strategy")
+
+
+def head_is_probabilistic(head: object) -> bool:
+    """Whether the head named ``head`` gives quantiles (an unknown name counts
+    as yes here; ``fit`` reports it)."""
+    try:
+        return bool(getattr(get_component("head", head), "probabilistic", False))
+    except UnknownComponentError:
+        return True
+
+
+def check_int(name: str, value, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+    return int(value)
+
+
+def check_kwargs(name: str, value) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise TypeError(f"{name} must be a dict or None, got {value!r}")
+    return dict(value)
+
+
+def build_component(kind: str, name: str, structural: dict, user: dict):
+    """Instantiate the ``kind`` component ``name`` from its registry."""
+    cls = get_component(kind, name)
+    clash = sorted(set(structural) & set(user))
+    if clash:
+        raise ValueError(
+            f"{kind}_kwargs must not set {clash}: the estimator sets them "
+            f"(use its own parameters instead)"
+        )
+    try:
+        return cls(**structural, **user)
+    except TypeError as error:
+        raise TypeError(
+            f"{kind} {name!r} ({cls.__name__}) rejected its arguments "
+            f"{sorted({**structural, **user})}: {error}"
+        ) from error
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The checked, resolved form of an estimator's parameters."""
+
+    context_length: int
+    patch_length: int
+    patch_stride: int
+    backbone_kwargs: dict
+    head_kwargs: dict
+    strategy_kwargs: dict
+
+
+class FineTuningMixin:
+    """Model assembly and training for pricetune's estimators."""
+
+    def _check_settings(self) -> Settings:
+        from pricetune.model import NORMALIZATIONS
+        from pricetune.training import PRECISIONS
+
+        context_length = check_int("context_length", self.context_length, 2)
+        patch_length = check_int("patch_length", self.patch_length, 1)
+        if patch_length > context_length:
+            raise ValueError(
+                f"patch_length ({patch_length}) must not exceed context_length "
+                f"({context_length})"
+            )
+        patch_stride = (
+            max(1, patch_length // 2)
+            if self.patch_stride is None
+            else check_int("patch_stride", self.patch_stride, 1)
+        )
+        check_int("max_epochs", self.max_epochs, 1)
+        check_int("batch_size", self.batch_size, 1)
+        check_int("patience", self.patience, 1)
+        if not 0.0 <= float(self.validation_fraction) < 1.0:
+            raise ValueError(
+                f"validation_fraction must be in [0, 1), got {self.validation_fraction}"
+            )
+        if self.normalization not in NORMALIZATIONS:
+            raise ValueError(
+                f"normalization must be one of {NORMALIZATIONS}, "
+                f"got {self.normalization!r}"
+            )
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"precision must be one of {PRECISIONS}, got {self.precision!r}"
+            )
+        if not float(self.learning_rate) > 0:
+            raise ValueError(
+                f"learning_rate must be positive, got {self.learning_rate}"
+            )
+        for kind in KINDS:
+            # resolve early: an unknown name fails before any work is done
+            get_component(kind, getattr(self, kind))
+        return Settings(
+            context_length=context_length,
+            patch_length=patch_length,
+            patch_stride=patch_stride,
+            backbone_kwargs=check_kwargs("backbone_kwargs", self.backbone_kwargs),
+            head_kwargs=check_kwargs("head_kwargs", self.head_kwargs),
+            strategy_kwargs=check_kwargs("strategy_kwargs", self.strategy_kwargs),
+        )
+
+    def _assemble(self, settings: Settings, horizon: int, n_covariate_features: int):
+        """Build the model from the plugins, apply the strategy, move it to
+        the device. Sets ``model_``, ``device_``, ``horizon_``, ``quantiles_``
+        and the parameter counts; training is separate (:meth:`_train`)."""
+        import torch
+
+        from pricetune.model import PatchForecastModel, count_patches
+        from pricetune.training import resolve_device, resolve_precision
+
+        device = resolve_device(self.device)
+        autocast_dtype = resolve_precision(self.precision, device)
+        n_patches = count_patches(
+            settings.context_length, settings.patch_length, settings.patch_stride
+        )
+        # an int gives the same seed every time; None a fresh one; a
+        # RandomState instance is drawn from, as in scikit-learn
+        seed = int(check_random_state(self.random_state).randint(2**31 - 1))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            backbone = build_component(
+                "backbone",
+                self.backbone,
+                {"patch_length": settings.patch_length, "n_patches": n_patches},
+                settings.backbone_kwargs,
+            )
+            head = build_component(
+                "head",
+                self.head,
+                {
+                    "hidden_size": backbone.hidden_size,
+                    "n_patches": n_patches,
+                    "horizon": horizon,
+                },
+                settings.head_kwargs,
+            )
+            strategy = build_component(
+                "strategy", self.strategy, {}, settings.strategy_kwargs
+            )
+            model = PatchForecastModel(
+                backbone,
+                head,
+                context_length=settings.context_length,
+                patch_length=settings.patch_length,
+                patch_stride=settings.patch_stride,
+                normalization=self.normalization,
+                horizon=horizon,
+                n_covariate_features=n_covariate_features,
+            )
+            strategy.apply(model)
+            model.to(device)
+        self.model_ = model
+        self.device_ = device
+        self.horizon_ = horizon
+        self.quantiles_ = head.quantiles
+        self.n_parameters_ = sum(p.numel() for p in model.parameters())
+        self.n_trainable_parameters_ = sum(
+            p.numel() for p in model.parameters() if p.requires_grad
+        )
+        self._autocast_dtype = autocast_dtype
+        self._seed = seed
+        self._n_updates = 0
+
+    def _build_and_train(self, settings: Settings, windows, horizon: int) -> None:
+        """:meth:`_assemble` the model, then train it on ``windows``
+        (sets ``training_history_``)."""
+        self._assemble(settings, horizon, windows.n_covariate_features)
+        self.training_history_ = self._train(windows)
+
+    def _train(self, windows):
+        """Train ``model_`` further on ``windows``; returns the epoch records."""
+        import pandas as pd
+        import torch
+
+        from pricetune.training import Trainer, TrainingConfig
+
+        config = TrainingConfig(
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            learning_rate=float(self.learning_rate),
+            weight_decay=float(self.weight_decay),
+            patience=self.patience,
+            validation_fraction=float(self.validation_fraction),
+            verbose=int(self.verbose),
+            description=f"pricetune {self.backbone}/{self.strategy}",
+        )
+        seed = self._seed + self._n_updates
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)  # dropout
+            generator = torch.Generator().manual_seed(seed)  # shuffling
+            trainer = Trainer(config, self.device_, self._autocast_dtype)
+            history = trainer.fit(self.model_, windows, generator)
+        return pd.DataFrame(history)
+
+    def _raw_outputs(self, contexts: np.ndarray, covariates=None) -> np.ndarray:
+        """The model's outputs in the data's units: ``(n, horizon, n_outputs)``."""
+        import torch
+
+        def tensor(array):
+            if array is None:
+                return None
+            return torch.tensor(array, dtype=torch.float32, device=self.device_)
+
+        context = tensor(np.atleast_2d(contexts))
+        model = self.model_
+        model.eval()
+        with torch.no_grad():
+            output = model(context, tensor(covariates)).float()
+            loc, scale = model.scaling(context)
+            output = output * scale[..., None] + loc[..., None]
+        return output.cpu().numpy().astype(np.float64)
+
+    def _quantiles_from(self, outputs: np.ndarray, alpha) -> np.ndarray:
+        """Quantiles at levels ``alpha`` from one sample's outputs
+        ``(steps, n_outputs)``; for a point head, ``alpha`` must be [0.5]."""
+        from pricetune.quantiles import interpolate_quantiles
+
+        if self.quantiles_ is None:
+            return outputs[:, :1]
+        return interpolate_quantiles(self.quantiles_, outputs, alpha)
