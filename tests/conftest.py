@@ -13,11 +13,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
-    # one torch thread per xdist worker: threads fighting over two cores
-    # slow training down many times over
+    # one thread per xdist worker, for torch and for numpy's BLAS: threads
+    # fighting over two cores slow training and AutoARIMA down many times over
     import torch
+    from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(1)
+    threadpool_limits(1)
 
 _real_connect = socket.socket.connect
 

@@ -35,6 +35,14 @@ def test_auto_device_prefers_cuda_then_cpu(monkeypatch):
         resolve_device(0)
 
 
+def test_a_cuda_index_that_is_not_there_fails_early(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert resolve_device("cuda:0") == torch.device("cuda:0")
+    with pytest.raises(RuntimeError, match="only 1 CUDA device"):
+        resolve_device("cuda:1")
+
+
 def test_auto_precision_is_bf16_on_cuda_only(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
     assert resolve_precision("auto", torch.device("cuda")) is torch.bfloat16

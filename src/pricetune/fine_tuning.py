@@ -13,6 +13,7 @@ documented on :class:`~pricetune.FineTunedPriceForecaster` (``backbone``,
 from __future__ import annotations
 
 import numbers
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +23,11 @@ from pricetune.plugins import get_component
 from pricetune.registry import UnknownComponentError
 
 KINDS = ("backbone", "head", "strategy")
+
+# torch's default random generator is process-wide: fits running in threads of
+# one process (joblib "threading", Dask without a distributed client) take
+# turns at seeding, building and training, so each stays reproducible
+_TORCH_RNG_LOCK = threading.RLock()
 
 
 def head_is_probabilistic(head: object) -> bool:
@@ -147,7 +153,7 @@ class FineTuningMixin:
         # an int gives the same seed every time; None a fresh one; a
         # RandomState instance is drawn from, as in scikit-learn
         seed = int(check_random_state(self.random_state).randint(2**31 - 1))
-        with torch.random.fork_rng(devices=[]):
+        with _TORCH_RNG_LOCK, torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             backbone = build_component(
                 "backbone",
@@ -216,7 +222,7 @@ class FineTuningMixin:
             description=f"pricetune {self.backbone}/{self.strategy}",
         )
         seed = self._seed + self._n_updates
-        with torch.random.fork_rng(devices=[]):
+        with _TORCH_RNG_LOCK, torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)  # dropout
             generator = torch.Generator().manual_seed(seed)  # shuffling
             trainer = Trainer(config, self.device_, self._autocast_dtype)

@@ -1,4 +1,6 @@
-"""Saving and loading fitted pricetune estimators.
+"""Saving and loading fitted pricetune estimators
+(:class:`~pricetune.FineTunedPriceForecaster` and
+:class:`~pricetune.FineTunedPriceRegressor`).
 
 Two ways, with different trade-offs:
 
@@ -7,13 +9,15 @@ Two ways, with different trade-offs:
   files you trust. A model fitted on a GPU is pickled from a CPU copy (see
   :func:`pickle_state`), so it unpickles on machines without one.
 * **the safe format** (:func:`save` / :func:`load`, also
-  ``forecaster.save(path)`` / ``FineTunedPriceForecaster.load(path)``): a
-  directory with ``model.safetensors`` (the model's weights) and
-  ``pricetune.json`` (parameters, the components' provenance and the fitted
-  state). Loading reads JSON and safetensors only; it never unpickles. The
-  model is rebuilt from the installed components and the weights are loaded
-  into it with ``strict=True``; the estimator's sktime state is rebuilt
-  through its ordinary ``fit``, in which a restore hook
+  ``forecaster.save(path, serialization_format="safetensors")`` /
+  ``FineTunedPriceForecaster.load(path)`` and ``regressor.save(path)`` /
+  ``FineTunedPriceRegressor.load(path)``): a directory with
+  ``model.safetensors`` (the model's weights) and ``pricetune.json``
+  (parameters, the components' provenance and the fitted state). Loading
+  reads JSON and safetensors only; it never unpickles. The model is rebuilt
+  from the installed components and the weights are loaded into it with
+  ``strict=True``; the estimator's sktime or scikit-learn fitted state is
+  rebuilt through its ordinary ``fit``, in which a restore hook
   (:func:`pending_restore`) replaces training.
 
 Each estimator class has an :class:`EstimatorFormat` that says what fitted
@@ -103,8 +107,9 @@ def _on_cpu(estimator) -> bool:
 def pickle_state(estimator, state: dict | None = None) -> dict:
     """The state to pickle (``__getstate__``): ``state`` (default: the
     instance's attributes; an estimator whose base class has its own
-    ``__getstate__`` passes that one's result), with a CPU copy of ``model_``
-    when the model lives on another device."""
+    ``__getstate__`` passes that one's result, e.g. scikit-learn's
+    ``pickle_state(self, super().__getstate__())``), with a CPU copy of
+    ``model_`` when the model lives on another device."""
     state = dict(estimator.__dict__ if state is None else state)
     if state.get("model_") is not None and not _on_cpu(estimator):
         state["model_"] = cpu_copy(state["model_"])
@@ -128,7 +133,8 @@ def _device_available(device) -> bool:
 
 def unpickle_state(estimator, state: dict) -> None:
     """Restore pickled state (``__setstate__``): set the attributes, then
-    :func:`restore_device`."""
+    :func:`restore_device`. (An estimator whose base class has its own
+    ``__setstate__`` calls that one, then :func:`restore_device`.)"""
     estimator.__dict__.update(state)
     restore_device(estimator)
 
@@ -182,10 +188,11 @@ def _restoring(estimator, restore: Callable[[], None]):
 def pending_restore(estimator) -> Callable[[], None] | None:
     """The restore callback :func:`load` set for ``estimator``, or ``None``.
 
-    An estimator's ``_fit`` calls this first; a callback means "this fit is
-    :func:`load` rebuilding a saved fit: call it (it assembles the model,
-    loads the weights and sets the fitted state) instead of training". It is
-    handed out once.
+    An estimator's ``_fit`` calls this first (the regressor's ``fit``, once
+    scikit-learn has validated the stand-in data); a callback means "this
+    fit is :func:`load` rebuilding a saved fit: call it (it assembles the
+    model, loads the weights and sets the fitted state) instead of
+    training". It is handed out once.
     """
     pending = _PENDING.get()
     if pending is None or pending[0] is not estimator or pending[2]:
@@ -570,8 +577,10 @@ class EstimatorFormat:
     ``fitted_state(estimator)`` returns JSON; ``rebuild(estimator, fitted,
     restore)`` makes a freshly constructed ``estimator`` fitted, through its
     ordinary ``fit`` on stand-in data, inside which ``restore()`` runs (its
-    ``_fit`` calls :func:`pending_restore`); ``restore`` assembles the model,
-    loads the weights, and calls ``set_fitted_state(estimator, fitted)``.
+    ``fit``/``_fit`` calls :func:`pending_restore`); ``restore`` assembles the
+    model with ``settings(estimator, fitted)`` (default: the estimator's
+    ``_check_settings()``), loads the weights, and calls
+    ``set_fitted_state(estimator, fitted)``.
     """
 
     class_path: str
@@ -585,6 +594,11 @@ class EstimatorFormat:
 
     def fitted_state(self, estimator) -> dict:
         raise NotImplementedError
+
+    def settings(self, estimator, fitted: dict):
+        """The :class:`~pricetune.fine_tuning.Settings` the model is assembled
+        with; ``None`` (the default) means ``estimator._check_settings()``."""
+        return None
 
     def set_fitted_state(self, estimator, fitted: dict) -> None:
         raise NotImplementedError
@@ -704,6 +718,88 @@ class ForecasterFormat(EstimatorFormat):
             )
 
 
+class RegressorFormat(EstimatorFormat):
+    """:class:`~pricetune.FineTunedPriceRegressor`: the number and names of
+    the columns of X seen in ``fit``, how many of them are past values, the
+    patch length used, the covariates' scaling and whether y was 1-D. The
+    rows of X are not kept (the regressor does not keep them either)."""
+
+    class_path = "pricetune.regressor.FineTunedPriceRegressor"
+
+    def fitted_state(self, estimator) -> dict:
+        names = getattr(estimator, "feature_names_in_", None)
+        covariates = None
+        if estimator.n_features_in_ > estimator.context_length_:
+            covariates = {
+                "loc": _floats(estimator._covariate_loc),
+                "scale": _floats(estimator._covariate_scale),
+            }
+        return {
+            "n_features_in": int(estimator.n_features_in_),
+            "feature_names_in": None
+            if names is None
+            else [_json_label(name, "a column name of X") for name in names],
+            "context_length": int(estimator.context_length_),
+            "patch_length": int(estimator.patch_length_),
+            "y_ndim": int(estimator._y_ndim),
+            "covariates": covariates,
+        }
+
+    def settings(self, estimator, fitted: dict):
+        # as in fit: the parameters resolved for X's number of columns
+        settings, n_past = estimator._resolve_settings(fitted["n_features_in"])
+        saved = (fitted["context_length"], fitted["patch_length"])
+        if (n_past, settings.patch_length) != saved:
+            raise PersistenceError(
+                f"the saved context_length_ and patch_length_ {saved} differ from "
+                f"{(n_past, settings.patch_length)}, which the saved parameters "
+                f"give for {fitted['n_features_in']} columns: the save is corrupt"
+            )
+        return settings
+
+    def set_fitted_state(self, estimator, fitted: dict) -> None:
+        n_covariates = fitted["n_features_in"] - fitted["context_length"]
+        covariates = fitted["covariates"]
+        if (covariates is None) != (n_covariates == 0) or (
+            covariates is not None
+            and not len(covariates["loc"]) == len(covariates["scale"]) == n_covariates
+        ):
+            raise PersistenceError(
+                f"the saved covariate scaling does not fit {n_covariates} "
+                "covariate column(s): the save is corrupt"
+            )
+        if fitted["y_ndim"] not in (1, 2):
+            raise PersistenceError(f"y_ndim={fitted['y_ndim']!r} is not 1 or 2")
+        estimator.context_length_ = fitted["context_length"]
+        estimator.patch_length_ = fitted["patch_length"]
+        estimator._y_ndim = fitted["y_ndim"]
+        if covariates is not None:
+            estimator._covariate_loc = np.asarray(covariates["loc"], dtype=np.float64)
+            estimator._covariate_scale = np.asarray(
+                covariates["scale"], dtype=np.float64
+            )
+
+    def rebuild(self, estimator, fitted: dict, restore: Callable[[], None]) -> None:
+        # scikit-learn's fitted state (n_features_in_, feature_names_in_)
+        # comes from fit on one stand-in row with the saved columns; its
+        # values are ignored: restore() replaces training
+        n_features, names = fitted["n_features_in"], fitted["feature_names_in"]
+        X = np.zeros((1, n_features))
+        if names is not None:
+            X = pd.DataFrame(X, columns=list(names))
+        y = np.zeros(1) if fitted["y_ndim"] == 1 else np.zeros((1, 1))
+        estimator.fit(X, y)
+        rebuilt = getattr(estimator, "feature_names_in_", None)
+        if estimator.n_features_in_ != n_features or (
+            (rebuilt is None) != (names is None)
+            or (names is not None and list(rebuilt) != list(names))
+        ):
+            raise PersistenceError(
+                "the rebuilt columns of X differ from the saved ones: "
+                f"{n_features} named {names}"
+            )
+
+
 _FORMATS: dict[str, EstimatorFormat] = {}
 
 
@@ -713,6 +809,7 @@ def register_format(estimator_format: EstimatorFormat) -> None:
 
 
 register_format(ForecasterFormat())
+register_format(RegressorFormat())
 
 
 def _format_for(cls: type) -> EstimatorFormat:
@@ -881,8 +978,8 @@ def load(path, *, device: str | None = None, expected: type | None = None):
         overrides the saved ``device`` parameter, e.g. ``"cpu"`` to load a
         model saved with ``device="cuda"`` on a machine without a GPU.
     expected : type, optional
-        the class the save must hold (``FineTunedPriceForecaster.load`` passes
-        itself).
+        the class the save must hold (``FineTunedPriceForecaster.load`` and
+        ``FineTunedPriceRegressor.load`` pass themselves).
 
     Raises
     ------
@@ -929,7 +1026,8 @@ def load(path, *, device: str | None = None, expected: type | None = None):
     fitted = document["fitted"]
 
     def restore() -> None:
-        restore_model(estimator, document["model"], tensors)
+        settings = estimator_format.settings(estimator, fitted)
+        restore_model(estimator, document["model"], tensors, settings=settings)
         estimator_format.set_fitted_state(estimator, fitted)
 
     try:

@@ -7,6 +7,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from pricetune.fine_tuning import FineTuningMixin, Settings, check_int
+from pricetune.persistence import pending_restore
 from pricetune.windows import Windows
 
 # rows per forward pass in predict. Every pass has exactly this many rows
@@ -125,6 +126,15 @@ class FineTunedPriceRegressor(FineTuningMixin, RegressorMixin, BaseEstimator):
     n_parameters_, n_trainable_parameters_ : int
     training_history_ : pandas.DataFrame
         one row per epoch: train and validation loss, seconds.
+
+    Saving
+    ------
+    ``regressor.save(path)`` writes the safe format (a directory with
+    ``model.safetensors`` and ``pricetune.json``) and
+    ``FineTunedPriceRegressor.load(path)`` reads it back without unpickling
+    anything; pickle and joblib work too (a model fitted on a GPU unpickles
+    on a machine without one). Both give bitwise-identical predictions on
+    the CPU; see :mod:`pricetune.persistence`.
 
     Examples
     --------
@@ -257,6 +267,13 @@ class FineTunedPriceRegressor(FineTuningMixin, RegressorMixin, BaseEstimator):
         X, y = validate_data(
             self, X, y, dtype=np.float64, multi_output=True, y_numeric=True
         )
+        # persistence: load() rebuilds a saved fit through fit() on stand-in
+        # data (which set n_features_in_ and feature_names_in_ above);
+        # restore() assembles the model, loads the weights and sets the rest
+        restore = pending_restore(self)
+        if restore is not None:
+            restore()
+            return self
         settings, n_past = self._resolve_settings(X.shape[1])
         targets = y.reshape(len(y), -1)
         if targets.shape[1] < 1:
@@ -343,3 +360,38 @@ class FineTunedPriceRegressor(FineTuningMixin, RegressorMixin, BaseEstimator):
             )
         values = self._levels(self._outputs(X), levels)
         return values[:, 0, :] if self._y_ndim == 1 else values
+
+    # ---------------------------------------------------------- persistence
+    def save(self, path):
+        """Save the fitted regressor in the safe format and return the directory.
+
+        ``path`` becomes a directory holding ``model.safetensors`` and
+        ``pricetune.json``, which :meth:`load` reads without unpickling
+        anything (see :func:`pricetune.persistence.save`). Pickle or joblib
+        the regressor instead to keep parameters JSON cannot hold (e.g. a
+        ``RandomState`` instance as ``random_state``).
+        """
+        from pricetune.persistence import save
+
+        return save(self, path)
+
+    @classmethod
+    def load(cls, path, *, device=None):
+        """Load a regressor saved with :meth:`save`, without unpickling
+        anything; ``device`` overrides the saved ``device`` parameter. See
+        :func:`pricetune.persistence.load`."""
+        from pricetune.persistence import load
+
+        return load(path, device=device, expected=cls)
+
+    def __getstate__(self):
+        # a model on a GPU is pickled from a CPU copy, so it unpickles anywhere
+        from pricetune.persistence import pickle_state
+
+        return pickle_state(self, super().__getstate__())
+
+    def __setstate__(self, state):
+        from pricetune.persistence import restore_device
+
+        super().__setstate__(state)
+        restore_device(self)
