@@ -111,6 +111,17 @@ def test_loky_matches_sequential(y, cv, sequential, loky_workers):
     np.testing.assert_allclose(scores(results), scores(folds), rtol=1e-6)
 
 
+def test_threaded_fits_stay_reproducible(y, cv, sequential):
+    # torch's generator is process-wide; concurrent fits in threads take
+    # turns, so each candidate still sees its own seeded random stream
+    reference, _ = sequential
+    for _ in range(2):
+        threaded = search(cv, backend="threading", backend_params={"n_jobs": 2}).fit(
+            y, fh=FH
+        )
+        assert_same_search(threaded, reference)
+
+
 # ----------------------------------------------------------------- dask
 @pytest.fixture(scope="module")
 def dask_client():
