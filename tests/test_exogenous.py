@@ -17,9 +17,9 @@ PARAMS = {
     "strategy": "full",
     "context_length": 24,
     "patch_length": 4,
-    "max_epochs": 40,
-    "patience": 10,
-    "learning_rate": 0.01,
+    "max_epochs": 60,
+    "patience": 20,
+    "learning_rate": 0.03,
     "random_state": 0,
     "verbose": 0,
 }

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -174,3 +175,42 @@ def test_progress_bar_when_verbose(brent_monthly, capsys):
     assert "pricetune lstm/full" in err and "epoch" in err
     FineTunedPriceForecaster(**CHEAP).fit(brent_monthly, fh=[1])
     assert capsys.readouterr().err == ""
+
+
+def test_training_settings_are_validated(brent_monthly):
+    for settings, error, match in [
+        ({"lr_schedule": "step"}, ValueError, "lr_schedule must be one of"),
+        ({"warmup_fraction": 1.0}, ValueError, "warmup_fraction"),
+        ({"gradient_clip": 0}, ValueError, "gradient_clip must be positive"),
+        ({"accumulate_batches": 0}, ValueError, "accumulate_batches must be at"),
+    ]:
+        with pytest.raises(error, match=match):
+            FineTunedPriceForecaster(**{**CHEAP, **settings}).fit(brent_monthly, fh=[1])
+
+
+def test_checkpoints_and_csv_log_through_the_forecaster(brent_monthly, tmp_path):
+    settings = {
+        **CHEAP,
+        "checkpoint_dir": str(tmp_path / "ckpt"),
+        "log_csv": str(tmp_path / "log.csv"),
+    }
+    first = FineTunedPriceForecaster(**settings).fit(brent_monthly.iloc[:-6], fh=[1])
+    assert (tmp_path / "ckpt" / "checkpoint.pt").is_file()
+    lines = (tmp_path / "log.csv").read_text().splitlines()
+    assert lines[0].startswith("epoch,train_loss")
+    assert len(lines) == 1 + len(first.training_history_)
+
+    # the same fit again finds its finished run and does not train it again
+    again = FineTunedPriceForecaster(**settings).fit(brent_monthly.iloc[:-6], fh=[1])
+    pd.testing.assert_frame_equal(again.training_history_, first.training_history_)
+    np.testing.assert_array_equal(again.predict(), first.predict())
+
+    # update trains further into a sub-folder of its own
+    again.update(brent_monthly.iloc[-6:])
+    assert (tmp_path / "ckpt" / "update-1" / "checkpoint.pt").is_file()
+
+    # another seed is another run: refused, not resumed
+    with pytest.raises(ValueError, match="another training run"):
+        FineTunedPriceForecaster(**{**settings, "random_state": 1}).fit(
+            brent_monthly.iloc[:-6], fh=[1]
+        )

@@ -13,6 +13,7 @@ documented on :class:`~pricetune.FineTunedPriceForecaster` (``backbone``,
 from __future__ import annotations
 
 import numbers
+import os
 import threading
 from dataclasses import dataclass
 
@@ -120,6 +121,21 @@ class FineTuningMixin:
             raise ValueError(
                 f"precision must be one of {PRECISIONS}, got {self.precision!r}"
             )
+        from pricetune.training import LR_SCHEDULES
+
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(
+                f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}"
+            )
+        if not 0.0 <= float(self.warmup_fraction) < 1.0:
+            raise ValueError(
+                f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}"
+            )
+        if self.gradient_clip is not None and not float(self.gradient_clip) > 0:
+            raise ValueError(
+                f"gradient_clip must be positive or None, got {self.gradient_clip}"
+            )
+        check_int("accumulate_batches", self.accumulate_batches, 1)
         if not float(self.learning_rate) > 0:
             raise ValueError(
                 f"learning_rate must be positive, got {self.learning_rate}"
@@ -218,8 +234,18 @@ class FineTuningMixin:
             weight_decay=float(self.weight_decay),
             patience=self.patience,
             validation_fraction=float(self.validation_fraction),
+            lr_schedule=self.lr_schedule,
+            warmup_fraction=float(self.warmup_fraction),
+            gradient_clip=(
+                None if self.gradient_clip is None else float(self.gradient_clip)
+            ),
+            accumulate_batches=int(self.accumulate_batches),
+            compile=bool(self.compile),
+            checkpoint_dir=self._checkpoint_dir(),
+            log_csv=None if self.log_csv is None else str(self.log_csv),
             verbose=int(self.verbose),
             description=f"pricetune {self.backbone}/{self.strategy}",
+            run_id=f"seed={self._seed}/update={self._n_updates}",
         )
         seed = self._seed + self._n_updates
         with _TORCH_RNG_LOCK, torch.random.fork_rng(devices=[]):
@@ -228,6 +254,14 @@ class FineTuningMixin:
             trainer = Trainer(config, self.device_, self._autocast_dtype)
             history = trainer.fit(self.model_, windows, generator)
         return pd.DataFrame(history)
+
+    def _checkpoint_dir(self) -> str | None:
+        """``checkpoint_dir`` for ``fit``; a sub-folder per ``update``."""
+        if self.checkpoint_dir is None:
+            return None
+        if self._n_updates == 0:
+            return str(self.checkpoint_dir)
+        return os.path.join(str(self.checkpoint_dir), f"update-{self._n_updates}")
 
     def _raw_outputs(self, contexts: np.ndarray, covariates=None) -> np.ndarray:
         """The model's outputs in the data's units: ``(n, horizon, n_outputs)``."""

@@ -608,13 +608,39 @@ class EstimatorFormat:
 
 
 _Y_MTYPES = ("pd.Series", "pd.DataFrame", "np.ndarray")
+# panels and hierarchies (one model for all their series)
+_PANEL_MTYPES = ("pd-multiindex", "pd_multiindex_hier", "df-list")
+
+
+def _encode_instances(instances: pd.Index) -> dict:
+    """A panel's series keys as JSON: one label (or list of labels, one per
+    level) per series, and the level names."""
+    if isinstance(instances, pd.MultiIndex):
+        keys = [
+            [_json_label(label, "a series key") for label in key] for key in instances
+        ]
+    else:
+        keys = [_json_label(label, "a series key") for label in instances]
+    return {
+        "names": [_json_label(name, "a series level name") for name in instances.names],
+        "keys": keys,
+    }
+
+
+def _decode_instances(encoded: dict) -> pd.Index:
+    names, keys = list(encoded["names"]), encoded["keys"]
+    if len(names) > 1:
+        return pd.MultiIndex.from_tuples([tuple(key) for key in keys], names=names)
+    return pd.Index(keys, name=names[0])
 
 
 class ForecasterFormat(EstimatorFormat):
     """:class:`~pricetune.FineTunedPriceForecaster`: the whole history (the
     context of the next forecast and the windows of ``update``), the
     covariates' names, scaling and history, y's names and mtype, the cutoff
-    and the fh."""
+    and the fh. For a panel fit, the series end to end with where each
+    starts, their keys and their last time points (under ``"panel"``, in
+    place of ``"history"``)."""
 
     class_path = "pricetune.forecaster.FineTunedPriceForecaster"
 
@@ -628,11 +654,13 @@ class ForecasterFormat(EstimatorFormat):
 
     def fitted_state(self, estimator) -> dict:
         metadata = getattr(estimator, "_y_metadata", None) or {}
-        mtype = metadata.get("mtype", "pd.Series")
-        if mtype not in _Y_MTYPES:
+        panel = getattr(estimator, "_instances", None) is not None
+        mtype = metadata.get("mtype", "pd-multiindex" if panel else "pd.Series")
+        allowed = _PANEL_MTYPES if panel else _Y_MTYPES
+        if mtype not in allowed:
             raise PersistenceError(
-                f"y was passed as {mtype}; the safe format saves fits on "
-                f"{', '.join(_Y_MTYPES)}"
+                f"y was passed as {mtype}; the safe format saves "
+                f"{'panel ' if panel else ''}fits on {', '.join(allowed)}"
             )
         covariates = None
         if estimator.covariate_names_:
@@ -647,7 +675,7 @@ class ForecasterFormat(EstimatorFormat):
                     estimator._covariate_history, dtype=np.float64
                 ).tolist(),
             }
-        return {
+        fitted = {
             "y": {
                 "mtype": mtype,
                 "name": _json_label(estimator._y_name, "y's name"),
@@ -659,12 +687,49 @@ class ForecasterFormat(EstimatorFormat):
             },
             "cutoff": _encode_index(estimator.cutoff, "the cutoff"),
             "fh": _encode_fh(estimator.fh),
-            "history": _floats(estimator._history),
             "covariates": covariates,
         }
+        if panel:
+            # no "history" key: a reader that knows single series only
+            # stops at a missing entry instead of misreading the panel
+            fitted["panel"] = {
+                "series": _encode_instances(estimator._instances),
+                "ends": _encode_index(estimator._ends, "the series' last time points"),
+                "freq": estimator._freq,
+                "offsets": np.asarray(estimator._offsets, dtype=np.int64).tolist(),
+                "values": _floats(estimator._history),
+            }
+        else:
+            fitted["history"] = _floats(estimator._history)
+        return fitted
 
     def set_fitted_state(self, estimator, fitted: dict) -> None:
-        estimator._history = np.asarray(fitted["history"], dtype=np.float64)
+        panel = fitted.get("panel")
+        if panel is None:
+            estimator._history = np.asarray(fitted["history"], dtype=np.float64)
+            estimator._set_single_series()
+        else:
+            estimator._history = np.asarray(panel["values"], dtype=np.float64)
+            offsets = np.asarray(panel["offsets"], dtype=np.int64)
+            instances = _decode_instances(panel["series"])
+            ends = _decode_index(panel["ends"])
+            if (
+                offsets.ndim != 1
+                or len(offsets) != len(instances) + 1
+                or len(ends) != len(instances)
+                or offsets[0] != 0
+                or offsets[-1] != len(estimator._history)
+                or np.any(np.diff(offsets) < 0)
+            ):
+                raise PersistenceError(
+                    "the saved panel's series, offsets and last time points do "
+                    "not fit together: the save is corrupt"
+                )
+            estimator._offsets = offsets
+            estimator._freq = panel["freq"]
+            estimator._instances = instances
+            estimator._ends = ends
+            estimator.n_series_ = len(instances)
         covariates = fitted["covariates"]
         estimator.covariate_names_ = []
         estimator._covariate_history = None
@@ -687,17 +752,22 @@ class ForecasterFormat(EstimatorFormat):
         # ignored: restore() sets the saved history.
         cutoff = _decode_index(fitted["cutoff"])
         meta = fitted["y"]
-        last = fitted["history"][-1]
-        if meta["mtype"] == "np.ndarray":
-            # numpy data count from 0: the cutoff is the length minus one
-            length = int(cutoff[0]) + 1
-            index = pd.RangeIndex(length)
-            y = np.full(length, last)
+        if "panel" in fitted:
+            y, index = self._panel_stand_in(fitted, cutoff)
         else:
-            index = cutoff.rename(meta["index_name"])
-            y = pd.Series([last], index=index, name=meta["name"])
-            if meta["mtype"] == "pd.DataFrame":
-                y = y.to_frame(meta["feature_names"][0] if meta["feature_names"] else 0)
+            last = fitted["history"][-1]
+            if meta["mtype"] == "np.ndarray":
+                # numpy data count from 0: the cutoff is the length minus one
+                length = int(cutoff[0]) + 1
+                index = pd.RangeIndex(length)
+                y = np.full(length, last)
+            else:
+                index = cutoff.rename(meta["index_name"])
+                y = pd.Series([last], index=index, name=meta["name"])
+                if meta["mtype"] == "pd.DataFrame":
+                    y = y.to_frame(
+                        meta["feature_names"][0] if meta["feature_names"] else 0
+                    )
         X = None
         if fitted["covariates"] is not None:
             covariates = fitted["covariates"]
@@ -708,6 +778,10 @@ class ForecasterFormat(EstimatorFormat):
                 index=index,
                 columns=covariates["names"],
             )
+        if "panel" in fitted and meta["mtype"] == "df-list":
+            y = [frame.droplevel(0) for _, frame in y.groupby(level=0, sort=False)]
+            if X is not None:
+                X = [frame.droplevel(0) for _, frame in X.groupby(level=0, sort=False)]
         estimator.fit(y, X=X, fh=_decode_fh(fitted["fh"]))
         rebuilt = estimator.cutoff
         if not rebuilt.equals(cutoff) or getattr(rebuilt, "freq", None) != getattr(
@@ -716,6 +790,41 @@ class ForecasterFormat(EstimatorFormat):
             raise PersistenceError(
                 f"rebuilt cutoff {estimator.cutoff!r} differs from the saved {cutoff!r}"
             )
+
+    @staticmethod
+    def _panel_stand_in(fitted: dict, cutoff: pd.Index):
+        """A panel of one point per series, at each series' last time point
+        (the values are the series' last values; restore() replaces them)."""
+        panel, meta = fitted["panel"], fitted["y"]
+        instances = _decode_instances(panel["series"])
+        ends = _decode_index(panel["ends"])
+        last = np.asarray(panel["values"], dtype=np.float64)[
+            np.asarray(panel["offsets"][1:], dtype=np.int64) - 1
+        ]
+        if isinstance(instances, pd.MultiIndex):
+            levels = [instances.get_level_values(i) for i in range(instances.nlevels)]
+        else:
+            levels = [instances]
+        freq = getattr(cutoff, "freq", None)
+        if isinstance(ends, pd.DatetimeIndex) and freq is not None:
+            # sktime reads the cutoff's frequency from the time level: give the
+            # level every time point from the first end to the last, so it
+            # carries the saved frequency
+            grid = pd.date_range(ends.min(), ends.max(), freq=freq, name=ends.name)
+            index = pd.MultiIndex(
+                levels=[*(pd.Index(level).unique() for level in levels), grid],
+                codes=[
+                    *(pd.Index(level).unique().get_indexer(level) for level in levels),
+                    grid.get_indexer(ends),
+                ],
+                names=[*instances.names, meta["index_name"]],
+            )
+        else:
+            index = pd.MultiIndex.from_arrays(
+                [*levels, ends], names=[*instances.names, meta["index_name"]]
+            )
+        column = meta["feature_names"][0] if meta["feature_names"] else meta["name"]
+        return pd.DataFrame({column: last}, index=index), index
 
 
 class RegressorFormat(EstimatorFormat):
@@ -867,8 +976,9 @@ def save(estimator, path) -> Path:
     TypeError
         a parameter is not a JSON value (e.g. a ``RandomState``).
     PersistenceError
-        fitted state the format cannot hold (several series, an index type
-        other than period, datetime or integer...).
+        fitted state the format cannot hold (several series fitted one model
+        each, an index type other than period, datetime or integer...). Panel
+        fits (one model for all series) are saved.
     """
     from safetensors.torch import save_file
 

@@ -85,6 +85,23 @@ class FineTunedPriceRegressor(FineTuningMixin, RegressorMixin, BaseEstimator):
     validation_fraction : float, default 0.2
         share of the rows, taken from the end, held out for early stopping
         (0 turns validation and early stopping off); see above.
+    lr_schedule : {"cosine", "constant"}, default "cosine"
+        "cosine": linear warm-up over ``warmup_fraction`` of the optimiser
+        steps, then cosine decay to zero by ``max_epochs``.
+    warmup_fraction : float, default 0.05
+    gradient_clip : float or None, default 1.0
+        maximum global gradient norm; None turns clipping off.
+    accumulate_batches : int, default 1
+        batches whose gradients add up before each optimiser step (an
+        effective batch of ``batch_size * accumulate_batches``).
+    compile : bool, default False
+        train through ``torch.compile(model)`` (compiles on the first batch).
+    checkpoint_dir : str, optional
+        write a checkpoint there after every epoch; a later ``fit`` with the
+        same settings and data resumes from it and ends where the
+        uninterrupted run would have (``update`` uses sub-folders).
+    log_csv : str, optional
+        append one row per epoch (losses, learning rate, seconds) to this CSV.
     device : str, default "auto"
         "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "cuda:1"...
     precision : {"auto", "fp32", "bf16"}, default "auto"
@@ -173,6 +190,13 @@ class FineTunedPriceRegressor(FineTuningMixin, RegressorMixin, BaseEstimator):
         weight_decay=0.0,
         patience=5,
         validation_fraction=0.2,
+        lr_schedule="cosine",
+        warmup_fraction=0.05,
+        gradient_clip=1.0,
+        accumulate_batches=1,
+        compile=False,
+        checkpoint_dir=None,
+        log_csv=None,
         device="auto",
         precision="auto",
         random_state=None,
@@ -194,6 +218,13 @@ class FineTunedPriceRegressor(FineTuningMixin, RegressorMixin, BaseEstimator):
         self.weight_decay = weight_decay
         self.patience = patience
         self.validation_fraction = validation_fraction
+        self.lr_schedule = lr_schedule
+        self.warmup_fraction = warmup_fraction
+        self.gradient_clip = gradient_clip
+        self.accumulate_batches = accumulate_batches
+        self.compile = compile
+        self.checkpoint_dir = checkpoint_dir
+        self.log_csv = log_csv
         self.device = device
         self.precision = precision
         self.random_state = random_state

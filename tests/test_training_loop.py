@@ -1,0 +1,225 @@
+"""The training loop's features, at the Trainer level: learning-rate
+schedule, gradient clipping and accumulation, CSV log, torch.compile, and
+checkpoints that resume an interrupted run where it stopped."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from pricetune import checkpoints
+from pricetune.components.heads import LinearHead, QuantileHead
+from pricetune.components.simple_backbones import LSTMBackbone, NoBackbone
+from pricetune.model import PatchForecastModel
+from pricetune.training import Trainer, TrainingConfig
+from pricetune.windows import series_windows
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def windows(brent_monthly):
+    return series_windows(brent_monthly.to_numpy(dtype=float), 16, 3)
+
+
+def linear_model(seed=0):
+    torch.manual_seed(seed)
+    return PatchForecastModel(
+        NoBackbone(patch_length=4, n_patches=7),
+        LinearHead(hidden_size=4, n_patches=7, horizon=3),
+        context_length=16,
+        patch_length=4,
+        patch_stride=2,
+    )
+
+
+def lstm_model(seed=0):
+    torch.manual_seed(seed)
+    return PatchForecastModel(
+        LSTMBackbone(patch_length=4, n_patches=7, hidden_size=8),
+        QuantileHead(hidden_size=8, n_patches=7, horizon=3, quantiles=[0.1, 0.5, 0.9]),
+        context_length=16,
+        patch_length=4,
+        patch_stride=2,
+    )
+
+
+def train(model, windows, seed=0, **settings):
+    config = TrainingConfig(
+        **{"max_epochs": 3, "batch_size": 32, "learning_rate": 1e-2, **settings}
+    )
+    history = Trainer(config, CPU, None).fit(
+        model, windows, torch.Generator().manual_seed(seed)
+    )
+    return model, history
+
+
+def weights(model):
+    return {name: p.detach().clone() for name, p in model.named_parameters()}
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero():
+    config = TrainingConfig(1, 1, 1.0, warmup_fraction=0.1)
+    factors = [config.learning_rate_factor(step, 100) for step in range(100)]
+    assert factors[:10] == pytest.approx([(i + 1) / 10 for i in range(10)])
+    assert factors[10] == pytest.approx(1.0)
+    assert factors[55] == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.5)))
+    assert all(b <= a for a, b in zip(factors[10:], factors[11:], strict=False))
+    assert factors[-1] < 0.001
+    constant = TrainingConfig(1, 1, 1.0, lr_schedule="constant")
+    assert {constant.learning_rate_factor(s, 100) for s in range(100)} == {1.0}
+
+
+def test_history_records_the_learning_rate(windows):
+    _, history = train(linear_model(), windows, validation_fraction=0.0)
+    rates = [record["learning_rate"] for record in history]
+    assert rates[0] > rates[1] > rates[2] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_gradient_clipping_limits_each_step(windows):
+    start = weights(linear_model())
+    clipped, _ = train(
+        linear_model(),
+        windows,
+        gradient_clip=1e-8,
+        max_epochs=1,
+        lr_schedule="constant",
+        learning_rate=1e-6,
+    )
+    free, _ = train(
+        linear_model(),
+        windows,
+        gradient_clip=None,
+        max_epochs=1,
+        lr_schedule="constant",
+        learning_rate=1e-6,
+    )
+
+    def moved(model):
+        return sum(float((p - start[n]).abs().sum()) for n, p in weights(model).items())
+
+    # AdamW's step size does not depend on the gradient's scale, but with a
+    # norm of 1e-8 the gradients sit below Adam's epsilon: steps nearly vanish
+    assert moved(clipped) < moved(free) / 10
+
+
+def test_accumulating_two_batches_equals_one_batch_of_both(windows):
+    settings = {"validation_fraction": 0.0, "gradient_clip": None, "max_epochs": 2}
+    big, _ = train(linear_model(), windows, batch_size=32, **settings)
+    accumulated, _ = train(
+        linear_model(), windows, batch_size=16, accumulate_batches=2, **settings
+    )
+    for name, tensor in weights(big).items():
+        torch.testing.assert_close(
+            weights(accumulated)[name], tensor, rtol=1e-5, atol=1e-6
+        )
+    small, _ = train(linear_model(), windows, batch_size=16, **settings)
+    assert not torch.allclose(
+        weights(small)["head.projection.weight"], weights(big)["head.projection.weight"]
+    )
+
+
+def test_csv_log_has_a_row_per_epoch(windows, tmp_path):
+    path = tmp_path / "log.csv"
+    _, history = train(linear_model(), windows, log_csv=str(path))
+    with open(path) as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(row["epoch"]) for row in rows] == [r["epoch"] for r in history]
+    assert float(rows[-1]["train_loss"]) == pytest.approx(history[-1]["train_loss"])
+
+
+def test_compiled_training_matches_eager(windows):
+    eager, eager_history = train(lstm_model(), windows, max_epochs=1)
+    compiled, compiled_history = train(
+        lstm_model(), windows, max_epochs=1, compile=True
+    )
+    assert compiled_history[0]["train_loss"] == pytest.approx(
+        eager_history[0]["train_loss"], rel=1e-3
+    )
+    for name, tensor in weights(eager).items():
+        torch.testing.assert_close(
+            weights(compiled)[name], tensor, rtol=1e-3, atol=1e-4
+        )
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_resumed_run_ends_where_the_uninterrupted_one_does(
+    windows, tmp_path, monkeypatch
+):
+    settings = {"max_epochs": 6, "patience": 100}
+    reference, reference_history = train(lstm_model(), windows, **settings)
+
+    directory = tmp_path / "run"
+    saved = []
+    original = Trainer._save_checkpoint
+
+    def crash_after_three(self, state):
+        original(self, state)
+        saved.append(state["history"][-1]["epoch"])
+        if len(saved) == 3:
+            raise Interrupted
+
+    monkeypatch.setattr(Trainer, "_save_checkpoint", crash_after_three)
+    with pytest.raises(Interrupted):
+        train(lstm_model(), windows, checkpoint_dir=str(directory), **settings)
+    monkeypatch.setattr(Trainer, "_save_checkpoint", original)
+
+    # a fresh process would build the same initial model from the same seed;
+    # the resumed run trains only the three missing epochs
+    epochs_trained = []
+    original_epoch = Trainer._train_epoch
+
+    def counting(self, *args):
+        epochs_trained.append(1)
+        return original_epoch(self, *args)
+
+    monkeypatch.setattr(Trainer, "_train_epoch", counting)
+    resumed, history = train(
+        lstm_model(), windows, checkpoint_dir=str(directory), **settings
+    )
+    assert len(epochs_trained) == 3
+    assert [r["epoch"] for r in history] == [1, 2, 3, 4, 5, 6]
+    np.testing.assert_allclose(
+        [r["train_loss"] for r in history],
+        [r["train_loss"] for r in reference_history],
+        rtol=0,
+        atol=0,
+    )
+    for name, tensor in weights(reference).items():
+        assert torch.equal(weights(resumed)[name], tensor), name
+
+
+def test_a_finished_checkpoint_is_not_trained_again(windows, tmp_path):
+    directory = str(tmp_path)
+    first, history = train(linear_model(), windows, checkpoint_dir=directory)
+    # a different initial model: only the checkpoint can make them equal
+    again, history_again = train(
+        linear_model(seed=1), windows, checkpoint_dir=directory
+    )
+    assert history_again == history
+    for name, tensor in weights(first).items():
+        assert torch.equal(weights(again)[name], tensor)
+
+
+def test_a_checkpoint_of_another_run_is_refused(windows, tmp_path):
+    directory = str(tmp_path)
+    train(linear_model(), windows, checkpoint_dir=directory)
+    with pytest.raises(ValueError, match="belongs to another training run"):
+        train(linear_model(), windows, checkpoint_dir=directory, learning_rate=0.5)
+    with pytest.raises(ValueError, match="belongs to another training run"):
+        train(linear_model(), windows, checkpoint_dir=directory, run_id="seed=1")
+
+
+def test_checkpoints_are_written_atomically_and_load_without_pickle(tmp_path):
+    path = checkpoints.save(tmp_path, {"fingerprint": "x", "w": torch.ones(2)})
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]
+    assert checkpoints.load(tmp_path, "x")["w"].tolist() == [1.0, 1.0]
+    assert checkpoints.load(tmp_path / "empty", "x") is None
+    assert path.name == checkpoints.FILENAME
