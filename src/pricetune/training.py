@@ -285,7 +285,9 @@ class Trainer:
         """
         config = self.config
         batches = list(_batches(order, config.batch_size))
-        total = 0.0
+        # summed on the device: reading it every step would make the host
+        # wait for the GPU before it prepares the next batch
+        total = torch.zeros((), device=self.device)
         for start in range(0, len(batches), config.accumulate_batches):
             group = batches[start : start + config.accumulate_batches]
             group_size = sum(len(batch) for batch in group)
@@ -293,12 +295,12 @@ class Trainer:
             for batch in group:
                 loss = self._loss(model, windows, batch, forward=forward)
                 (loss * (len(batch) / group_size)).backward()
-                total += float(loss.detach()) * len(batch)
+                total += loss.detach() * len(batch)
             if config.gradient_clip is not None:
                 torch.nn.utils.clip_grad_norm_(trainable, config.gradient_clip)
             optimiser.step()
             scheduler.step()
-        return total
+        return float(total)  # one synchronisation per epoch
 
     def _save_checkpoint(self, state: dict) -> None:
         from pricetune import checkpoints
