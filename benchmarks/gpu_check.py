@@ -15,29 +15,16 @@ compute is the same as the pretrained one) on daily Brent with
 
 from __future__ import annotations
 
-import tempfile
 import time
 
 import numpy as np
 import torch
-from transformers import BertConfig
+from throughput import minilm_shaped_checkpoint  # benchmarks/, beside this file
 
 from pricetune import FineTunedPriceForecaster
 from pricetune.datasets import load_brent
 
 CONTEXT, PATCH, STRIDE, HORIZON = 512, 16, 8, 20
-
-
-def minilm_shaped_checkpoint() -> str:
-    path = tempfile.mkdtemp(prefix="minilm-shaped-")
-    BertConfig(
-        hidden_size=384,
-        num_hidden_layers=6,
-        num_attention_heads=12,
-        intermediate_size=1536,
-        max_position_embeddings=512,
-    ).save_pretrained(path)
-    return path
 
 
 def run(y, path, *, device, precision, strategy, epochs, batch_size):

@@ -28,14 +28,13 @@ from threadpoolctl import threadpool_limits
 
 # the search itself is defined once, in the sibling example
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _sktime_warnings import NOTICE, without_sktime_notice  # noqa: E402
 from grid_search_vs_autoarima import (  # noqa: E402
-    NOTICE,
     SCORE,
     build_parser,
     load_series,
     make_search,
     report,
-    without_sktime_notice,
 )
 
 

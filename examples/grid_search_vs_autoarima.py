@@ -18,11 +18,10 @@ Needs pmdarima (``pip install 'pricetune[baselines]'``).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import time
-import warnings
 
 import pandas as pd
+from _sktime_warnings import without_sktime_notice  # examples/
 from sktime.forecasting.arima import AutoARIMA
 from sktime.forecasting.compose import MultiplexForecaster
 from sktime.forecasting.model_selection import ForecastingGridSearchCV
@@ -35,28 +34,6 @@ from pricetune import FineTunedPriceForecaster
 from pricetune.datasets import load_dataset
 
 SCORE = "test_MeanAbsolutePercentageError"
-NOTICE = "The default of config ``remember_data``"
-
-
-@contextlib.contextmanager
-def without_sktime_notice():
-    """Hide sktime 1.2's FutureWarning about its ``remember_data`` default,
-    raised for every forecaster it builds; show each other warning once.
-
-    ``warnings.simplefilter("ignore", FutureWarning)`` is not enough: sktime
-    re-inserts a "default" FutureWarning filter while it runs.
-    """
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        yield
-    seen = set()
-    for warning in caught:
-        key = (warning.category, str(warning.message))
-        if NOTICE not in key[1] and key not in seen:
-            seen.add(key)
-            warnings.warn_explicit(
-                warning.message, warning.category, warning.filename, warning.lineno
-            )
 
 
 def build_parser(description: str) -> argparse.ArgumentParser:

@@ -22,12 +22,11 @@ interval.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import time
-import warnings
 
 import numpy as np
 import pandas as pd
+from _sktime_warnings import without_sktime_notice  # examples/
 from sktime.forecasting.compose import ForecastingPipeline, TransformedTargetForecaster
 from sktime.forecasting.model_evaluation import evaluate
 from sktime.forecasting.naive import NaiveForecaster
@@ -41,29 +40,6 @@ from sktime.transformations.series.fourier import FourierFeatures
 
 from pricetune import FineTunedPriceForecaster
 from pricetune.datasets import load_henry_hub
-
-NOTICE = "The default of config ``remember_data``"
-
-
-@contextlib.contextmanager
-def without_sktime_notice():
-    """Hide sktime 1.2's FutureWarning about its ``remember_data`` default,
-    raised for every forecaster it builds; show each other warning once.
-
-    ``warnings.simplefilter("ignore", FutureWarning)`` is not enough: sktime
-    re-inserts a "default" FutureWarning filter while it runs.
-    """
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        yield
-    seen = set()
-    for warning in caught:
-        key = (warning.category, str(warning.message))
-        if NOTICE not in key[1] and key not in seen:
-            seen.add(key)
-            warnings.warn_explicit(
-                warning.message, warning.category, warning.filename, warning.lineno
-            )
 
 
 def winter_flag(index: pd.PeriodIndex) -> pd.DataFrame:
