@@ -57,6 +57,7 @@ import pandas as pd
 import torch
 
 from pricetune import FineTunedPriceForecaster
+from pricetune.batches import batch_source
 from pricetune.windows import series_windows
 
 #: (label, backbone, strategies); "minilm" becomes "hf" with a MiniLM-shaped
@@ -239,8 +240,14 @@ def plain_run(
     learning_rate,
     repeats,
     breakdown=False,
+    compile=False,
 ):
     """A minimal PyTorch loop on the identical module; same measures.
+
+    Its AdamW is the toolkit's (fused on CUDA), so that the ratio shows the
+    loop's overhead rather than a choice of optimiser kernel; with
+    ``compile`` the forward pass goes through ``torch.compile`` as the
+    toolkit's does with ``compile=True``.
 
     With ``breakdown``, the loop is timed again with the toolkit's per-step
     work added cumulatively (:data:`VARIANTS`): batches drawn on the host
@@ -255,9 +262,12 @@ def plain_run(
     targets = torch.tensor(windows.targets, dtype=torch.float32, device=device)
     trainable = [p for p in model.parameters() if p.requires_grad]
     n = len(contexts)
+    forward = torch.compile(model) if compile else model
 
     def timed_epochs(host=False, clip=False, sync=False) -> list[float]:
-        optimiser = torch.optim.AdamW(trainable, lr=learning_rate)
+        optimiser = torch.optim.AdamW(
+            trainable, lr=learning_rate, fused=device.type == "cuda"
+        )
         schedule = None
         if clip:
             total = steps * epochs
@@ -282,7 +292,7 @@ def plain_run(
                 dtype=autocast_dtype or torch.float32,
                 enabled=autocast_dtype is not None,
             ):
-                prediction = model(context)
+                prediction = forward(context)
             loc, scale = model.scaling(context)
             loss = model.head.loss(prediction.float(), (target - loc) / scale)
             optimiser.zero_grad(set_to_none=True)
@@ -421,6 +431,7 @@ def throughput(args, devices: list[torch.device]) -> list[dict]:
                                 args.windows,
                                 label,
                                 args.breakdown,
+                                args.compile,
                             )
                         )
                     except Exception as error:  # noqa: BLE001 - one row fails
@@ -446,6 +457,7 @@ def measure(
     windows,
     label,
     breakdown=False,
+    compile=False,
 ):
     context, horizon = settings["context"], settings["horizon"]
     key = "minilm" if label == "minilm" else "default"
@@ -468,6 +480,7 @@ def measure(
         batch_size=batch_size,
         device=str(device),
         precision=settings["precision"],
+        compile=compile,
         random_state=0,
     )
     toolkit = toolkit_run(y, horizon, params, settings["epochs"], settings["repeats"])
@@ -482,6 +495,7 @@ def measure(
         learning_rate=float(forecaster.learning_rate),
         repeats=settings["repeats"],
         breakdown=breakdown,
+        compile=compile,
     )
     return {
         "windows": n_windows,
@@ -730,14 +744,13 @@ def scaling_worker(n_series: int, mode: str) -> dict:
         pipeline_started = time.perf_counter()
         generator = torch.Generator().manual_seed(0)
         order = torch.randperm(len(windows), generator=generator).numpy()
+        source = batch_source(windows, torch.device("cpu"))
         for start in range(0, len(order), s["batch"]):
-            batch = windows.batch(order[start : start + s["batch"]])
-            for part in batch:
-                trainer._to_device(part)
+            batch = source.batch(order[start : start + s["batch"]])
         result["pipeline_epoch_s"] = time.perf_counter() - pipeline_started
         result["tracemalloc_peak_mib"] = tracemalloc.get_traced_memory()[1] / 2**20
         tracemalloc.stop()
-        del order, batch
+        del order, batch, source
         history = trainer.fit(forecaster.model_, windows, generator)
         result["epoch_s"] = [record["seconds"] for record in history]
     else:
@@ -885,6 +898,12 @@ def parse_args(argv=None):
         action="store_true",
         help="also time the plain loop with the toolkit's per-step work added "
         "piece by piece (host batches, clipping and schedule, loss sync)",
+    )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="train through torch.compile, in the toolkit (compile=True) and "
+        "in the plain loop alike",
     )
     parser.add_argument(
         "--scaling", action="store_true", help="also run the panel scaling run"

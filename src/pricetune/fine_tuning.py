@@ -74,6 +74,24 @@ def build_component(kind: str, name: str, structural: dict, user: dict):
         ) from error
 
 
+def member_seeds(seed: int, n_members: int) -> list[int]:
+    """Seeds of an ensemble's members: ``seed`` first (so that one member is
+    the single model), then seeds drawn from it."""
+    rest = np.random.RandomState(seed).randint(2**31 - 1, size=n_members - 1)
+    return [seed, *(int(s) for s in rest)]
+
+
+def _with_suffix(path, suffix: str | None) -> str | None:
+    """``path`` with ``.suffix`` before its extension (``log.csv`` ->
+    ``log.member-1.csv``); ``path`` itself without a suffix."""
+    if path is None:
+        return None
+    if suffix is None:
+        return str(path)
+    root, extension = os.path.splitext(str(path))
+    return f"{root}.{suffix}{extension}"
+
+
 @dataclass(frozen=True)
 class Settings:
     """The checked, resolved form of an estimator's parameters."""
@@ -84,6 +102,7 @@ class Settings:
     backbone_kwargs: dict
     head_kwargs: dict
     strategy_kwargs: dict
+    n_ensemble: int = 1
 
 
 class FineTuningMixin:
@@ -140,6 +159,15 @@ class FineTuningMixin:
             raise ValueError(
                 f"learning_rate must be positive, got {self.learning_rate}"
             )
+        n_ensemble = check_int("n_ensemble", self.n_ensemble, 1)
+        if not float(self.adversarial_epsilon) >= 0:
+            raise ValueError(
+                "adversarial_epsilon must be zero (off) or positive, got "
+                f"{self.adversarial_epsilon}"
+            )
+        from pricetune.augmentations import build_augmentations
+
+        build_augmentations(self.augmentations)  # names and settings checked
         for kind in KINDS:
             # resolve early: an unknown name fails before any work is done
             get_component(kind, getattr(self, kind))
@@ -150,15 +178,19 @@ class FineTuningMixin:
             backbone_kwargs=check_kwargs("backbone_kwargs", self.backbone_kwargs),
             head_kwargs=check_kwargs("head_kwargs", self.head_kwargs),
             strategy_kwargs=check_kwargs("strategy_kwargs", self.strategy_kwargs),
+            n_ensemble=n_ensemble,
         )
 
     def _assemble(self, settings: Settings, horizon: int, n_covariate_features: int):
         """Build the model from the plugins, apply the strategy, move it to
         the device. Sets ``model_``, ``device_``, ``horizon_``, ``quantiles_``
-        and the parameter counts; training is separate (:meth:`_train`)."""
-        import torch
+        and the parameter counts; training is separate (:meth:`_train`).
 
-        from pricetune.model import PatchForecastModel, count_patches
+        With ``n_ensemble`` > 1, ``model_`` is an
+        :class:`~pricetune.model.EnsembleModel` of members built alike from
+        their own seeds (the first member's seed is the one a single model
+        would get)."""
+        from pricetune.model import EnsembleModel, count_patches
         from pricetune.training import resolve_device, resolve_precision
 
         device = resolve_device(self.device)
@@ -169,6 +201,45 @@ class FineTuningMixin:
         # an int gives the same seed every time; None a fresh one; a
         # RandomState instance is drawn from, as in scikit-learn
         seed = int(check_random_state(self.random_state).randint(2**31 - 1))
+        seeds = member_seeds(seed, settings.n_ensemble)
+        built = [
+            self._build_member(
+                settings, n_patches, horizon, n_covariate_features, member_seed
+            )
+            for member_seed in seeds
+        ]
+        members = [model for model, _ in built]
+        model = members[0] if len(members) == 1 else EnsembleModel(members)
+        model.to(device)
+        self.model_ = model
+        self.device_ = device
+        self.horizon_ = horizon
+        self.quantiles_ = members[0].head.quantiles
+        self.n_parameters_ = sum(p.numel() for p in model.parameters())
+        self.n_trainable_parameters_ = sum(
+            p.numel() for p in model.parameters() if p.requires_grad
+        )
+        self._autocast_dtype = autocast_dtype
+        # their optional hooks run during training, one per member
+        self._strategies = [strategy for _, strategy in built]
+        # what the strategy made trainable: each training run (fit, update)
+        # starts from it, whatever its hooks froze at the end of the last one
+        self._trainable_names = [
+            name for name, p in model.named_parameters() if p.requires_grad
+        ]
+        self._seeds = seeds
+        self._seed = seed
+        self._n_updates = 0
+
+    def _build_member(
+        self, settings: Settings, n_patches, horizon, n_covariate_features, seed
+    ):
+        """One :class:`~pricetune.model.PatchForecastModel` and its strategy,
+        built from the plugins with torch seeded by ``seed``."""
+        import torch
+
+        from pricetune.model import PatchForecastModel
+
         with _TORCH_RNG_LOCK, torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             backbone = build_component(
@@ -201,18 +272,7 @@ class FineTuningMixin:
                 n_covariate_features=n_covariate_features,
             )
             strategy.apply(model)
-            model.to(device)
-        self.model_ = model
-        self.device_ = device
-        self.horizon_ = horizon
-        self.quantiles_ = head.quantiles
-        self.n_parameters_ = sum(p.numel() for p in model.parameters())
-        self.n_trainable_parameters_ = sum(
-            p.numel() for p in model.parameters() if p.requires_grad
-        )
-        self._autocast_dtype = autocast_dtype
-        self._seed = seed
-        self._n_updates = 0
+        return model, strategy
 
     def _build_and_train(self, settings: Settings, windows, horizon: int) -> None:
         """:meth:`_assemble` the model, then train it on ``windows``
@@ -220,51 +280,80 @@ class FineTuningMixin:
         self._assemble(settings, horizon, windows.n_covariate_features)
         self.training_history_ = self._train(windows)
 
+    def _members(self) -> list:
+        """The trained models: the ensemble's members, or the one model."""
+        from pricetune.model import EnsembleModel
+
+        if isinstance(self.model_, EnsembleModel):
+            return list(self.model_.members)
+        return [self.model_]
+
     def _train(self, windows):
-        """Train ``model_`` further on ``windows``; returns the epoch records."""
+        """Train ``model_`` (each member in turn) further on ``windows``;
+        returns the epoch records (with a ``member`` column for ensembles)."""
         import pandas as pd
         import torch
 
+        from pricetune.augmentations import build_augmentations
         from pricetune.training import Trainer, TrainingConfig
 
-        config = TrainingConfig(
-            max_epochs=self.max_epochs,
-            batch_size=self.batch_size,
-            learning_rate=float(self.learning_rate),
-            weight_decay=float(self.weight_decay),
-            patience=self.patience,
-            validation_fraction=float(self.validation_fraction),
-            lr_schedule=self.lr_schedule,
-            warmup_fraction=float(self.warmup_fraction),
-            gradient_clip=(
-                None if self.gradient_clip is None else float(self.gradient_clip)
-            ),
-            accumulate_batches=int(self.accumulate_batches),
-            compile=bool(self.compile),
-            checkpoint_dir=self._checkpoint_dir(),
-            log_csv=None if self.log_csv is None else str(self.log_csv),
-            verbose=int(self.verbose),
-            description=f"pricetune {self.backbone}/{self.strategy}",
-            run_id=f"seed={self._seed}/update={self._n_updates}",
-        )
-        seed = self._seed + self._n_updates
-        with _TORCH_RNG_LOCK, torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)  # dropout
-            generator = torch.Generator().manual_seed(seed)  # shuffling
-            trainer = Trainer(config, self.device_, self._autocast_dtype)
-            history = trainer.fit(self.model_, windows, generator)
-        return pd.DataFrame(history)
+        members = self._members()
+        trainable = set(self._trainable_names)
+        for name, parameter in self.model_.named_parameters():
+            parameter.requires_grad_(name in trainable)
+        records = []
+        for number, (member, strategy, member_seed) in enumerate(
+            zip(members, self._strategies, self._seeds, strict=True)
+        ):
+            suffix = f"member-{number}" if len(members) > 1 else None
+            config = TrainingConfig(
+                max_epochs=self.max_epochs,
+                batch_size=self.batch_size,
+                learning_rate=float(self.learning_rate),
+                weight_decay=float(self.weight_decay),
+                patience=self.patience,
+                validation_fraction=float(self.validation_fraction),
+                lr_schedule=self.lr_schedule,
+                warmup_fraction=float(self.warmup_fraction),
+                gradient_clip=(
+                    None if self.gradient_clip is None else float(self.gradient_clip)
+                ),
+                accumulate_batches=int(self.accumulate_batches),
+                compile=bool(self.compile),
+                augmentations=tuple(build_augmentations(self.augmentations)),
+                adversarial_epsilon=float(self.adversarial_epsilon),
+                checkpoint_dir=self._checkpoint_dir(suffix),
+                log_csv=_with_suffix(self.log_csv, suffix),
+                verbose=int(self.verbose),
+                description=f"pricetune {self.backbone}/{self.strategy}"
+                + (f" {number + 1}/{len(members)}" if suffix else ""),
+                run_id=f"seed={member_seed}/update={self._n_updates}",
+            )
+            seed = member_seed + self._n_updates
+            with _TORCH_RNG_LOCK, torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)  # dropout, augmentations
+                generator = torch.Generator().manual_seed(seed)  # shuffling
+                trainer = Trainer(config, self.device_, self._autocast_dtype)
+                history = trainer.fit(member, windows, generator, strategy=strategy)
+            for record in history:
+                records.append({"member": number, **record} if suffix else record)
+        return pd.DataFrame(records)
 
-    def _checkpoint_dir(self) -> str | None:
-        """``checkpoint_dir`` for ``fit``; a sub-folder per ``update``."""
+    def _checkpoint_dir(self, member: str | None = None) -> str | None:
+        """``checkpoint_dir`` for ``fit``; a sub-folder per ``update``, and
+        one per ensemble member inside it."""
         if self.checkpoint_dir is None:
             return None
-        if self._n_updates == 0:
-            return str(self.checkpoint_dir)
-        return os.path.join(str(self.checkpoint_dir), f"update-{self._n_updates}")
+        parts = [str(self.checkpoint_dir)]
+        if self._n_updates:
+            parts.append(f"update-{self._n_updates}")
+        if member is not None:
+            parts.append(member)
+        return os.path.join(*parts)
 
     def _raw_outputs(self, contexts: np.ndarray, covariates=None) -> np.ndarray:
-        """The model's outputs in the data's units: ``(n, horizon, n_outputs)``."""
+        """The model's forecast values (its head's :meth:`to_quantiles`) in
+        the data's units: ``(n, horizon, len(quantiles_) or 1)``."""
         import torch
 
         def tensor(array):
@@ -272,14 +361,35 @@ class FineTuningMixin:
                 return None
             return torch.tensor(array, dtype=torch.float32, device=self.device_)
 
+        from pricetune.quantiles import mixture_quantiles
+
         context = tensor(np.atleast_2d(contexts))
-        model = self.model_
-        model.eval()
-        with torch.no_grad():
-            output = model(context, tensor(covariates)).float()
+        dtype = self._autocast_dtype
+        members = []
+        for model in self._members():
+            model.eval()
+            with (
+                torch.no_grad(),
+                torch.autocast(
+                    device_type=self.device_.type,
+                    dtype=dtype or torch.float32,
+                    enabled=dtype is not None,
+                ),
+            ):
+                output = model.head.to_quantiles(model(context, tensor(covariates)))
             loc, scale = model.scaling(context)
-            output = output * scale[..., None] + loc[..., None]
-        return output.cpu().numpy().astype(np.float64)
+            output = output.float() * scale[..., None] + loc[..., None]
+            members.append(output.cpu().numpy().astype(np.float64))
+        if len(members) == 1:
+            return members[0]
+        stacked = np.stack(members)  # (members, n, horizon, n_values)
+        if self.quantiles_ is None:  # point forecasts: their mean
+            return stacked.mean(axis=0)
+        _, n, steps, n_levels = stacked.shape
+        mixed = mixture_quantiles(
+            self.quantiles_, stacked.reshape(len(members), n * steps, n_levels)
+        )
+        return mixed.reshape(n, steps, n_levels)
 
     def _quantiles_from(self, outputs: np.ndarray, alpha) -> np.ndarray:
         """Quantiles at levels ``alpha`` from one sample's outputs

@@ -102,5 +102,35 @@ class PatchForecastModel(nn.Module):
                 + " covariates; pass them exactly when it was"
             )
         if covariates is not None:
-            output = output + self.covariate_effect(covariates).unsqueeze(-1)
+            output = self.head.shift(output, self.covariate_effect(covariates))
         return output
+
+
+class EnsembleModel(nn.Module):
+    """Several :class:`PatchForecastModel` members trained apart (each from
+    its own seed) and combined when they forecast; see
+    :meth:`pricetune.fine_tuning.FineTuningMixin._raw_outputs`."""
+
+    def __init__(self, members: list[PatchForecastModel]):
+        super().__init__()
+        if len(members) < 2:
+            raise ValueError("an ensemble needs at least two members")
+        self.members = nn.ModuleList(members)
+
+    @property
+    def head(self) -> nn.Module:
+        return self.members[0].head
+
+    @property
+    def covariate_effect(self):
+        return self.members[0].covariate_effect
+
+    def scaling(self, context: torch.Tensor):
+        return self.members[0].scaling(context)
+
+    def forward(self, context, covariates=None) -> torch.Tensor:
+        """Every member's forecast values (its head's ``to_quantiles``),
+        stacked: ``(n_members, batch, horizon, n_values)``."""
+        return torch.stack(
+            [m.head.to_quantiles(m(context, covariates)) for m in self.members]
+        )

@@ -549,6 +549,8 @@ def restore_model(estimator, model_state: dict, tensors: dict, settings=None) ->
     ``settings`` defaults to ``estimator._check_settings()``; an estimator
     that resolves them from its data passes its own.
     """
+    from pricetune.fine_tuning import member_seeds
+
     if settings is None:
         settings = estimator._check_settings()
     estimator._assemble(
@@ -562,6 +564,7 @@ def restore_model(estimator, model_state: dict, tensors: dict, settings=None) ->
             f"and the installed components build: {error}"
         ) from error
     estimator._seed = model_state["seed"]
+    estimator._seeds = member_seeds(estimator._seed, len(estimator._seeds))
     estimator._n_updates = model_state["n_updates"]
     history = model_state.get("training_history")
     if history is not None:

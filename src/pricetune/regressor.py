@@ -94,6 +94,21 @@ class FineTunedPriceRegressor(FineTuningMixin, RegressorMixin, BaseEstimator):
     accumulate_batches : int, default 1
         batches whose gradients add up before each optimiser step (an
         effective batch of ``batch_size * accumulate_batches``).
+    augmentations : name, list or dict, optional
+        augmentations of the training windows (never of validation or
+        prediction inputs): "jitter", "scaling", "magnitude_warp",
+        "window_slice", as a list of names and ``(name, kwargs)`` pairs, a
+        dict ``{name: kwargs}``, or :class:`~pricetune.augmentations.Augmentation`
+        instances. See :mod:`pricetune.augmentations`.
+    adversarial_epsilon : float, default 0.0
+        when positive, each training batch also trains on its windows moved
+        by this many typical one-step moves in the direction that raises the
+        loss most (FGSM); the loss is the mean of both. 0 turns it off.
+    n_ensemble : int, default 1
+        members trained from different seeds (the first from the seed of a
+        single model). Quantile and distribution heads combine as an
+        equal-weight mixture, so the members' spread widens the intervals;
+        point heads average.
     compile : bool, default False
         train through ``torch.compile(model)`` (compiles on the first batch).
     checkpoint_dir : str, optional
@@ -126,7 +141,8 @@ class FineTunedPriceRegressor(FineTuningMixin, RegressorMixin, BaseEstimator):
     Attributes
     ----------
     model_ : torch.nn.Module
-        the trained :class:`~pricetune.model.PatchForecastModel`.
+        the trained :class:`~pricetune.model.PatchForecastModel` (an
+        :class:`~pricetune.model.EnsembleModel` of them when ``n_ensemble`` > 1).
     device_ : torch.device
     n_features_in_ : int
         number of columns of ``X`` seen in ``fit``.
@@ -194,6 +210,9 @@ class FineTunedPriceRegressor(FineTuningMixin, RegressorMixin, BaseEstimator):
         warmup_fraction=0.05,
         gradient_clip=1.0,
         accumulate_batches=1,
+        augmentations=None,
+        adversarial_epsilon=0.0,
+        n_ensemble=1,
         compile=False,
         checkpoint_dir=None,
         log_csv=None,
@@ -222,6 +241,9 @@ class FineTunedPriceRegressor(FineTuningMixin, RegressorMixin, BaseEstimator):
         self.warmup_fraction = warmup_fraction
         self.gradient_clip = gradient_clip
         self.accumulate_batches = accumulate_batches
+        self.augmentations = augmentations
+        self.adversarial_epsilon = adversarial_epsilon
+        self.n_ensemble = n_ensemble
         self.compile = compile
         self.checkpoint_dir = checkpoint_dir
         self.log_csv = log_csv

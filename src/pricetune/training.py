@@ -83,6 +83,11 @@ class TrainingConfig:
     gradient_clip: float | None = 1.0
     accumulate_batches: int = 1
     compile: bool = False
+    # applied to training batches only (pricetune.augmentations)
+    augmentations: tuple = ()
+    # FGSM: also train on windows moved by this many typical moves in the
+    # direction that raises the loss most
+    adversarial_epsilon: float = 0.0
     checkpoint_dir: str | None = None
     log_csv: str | None = None
     verbose: int = 0
@@ -124,29 +129,74 @@ def _batches(indices: np.ndarray, batch_size: int):
         yield indices[start : start + batch_size]
 
 
+def parameter_groups(
+    model: nn.Module, strategy, trainable: list, learning_rate: float
+) -> list[dict]:
+    """The optimiser's parameter groups: the strategy's (see
+    :meth:`~pricetune.components.contract.Strategy.parameter_groups`), with
+    every trainable parameter it left out in a last group at
+    ``learning_rate``; or one group of all of ``trainable``."""
+    groups = (
+        None if strategy is None else strategy.parameter_groups(model, learning_rate)
+    )
+    if groups is None:
+        return [{"params": trainable}]
+    trainable_ids = {id(p) for p in trainable}
+    seen: set[int] = set()
+    checked = []
+    for number, group in enumerate(groups):
+        if not isinstance(group, dict) or "params" not in group:
+            raise TypeError(
+                f"{type(strategy).__name__}.parameter_groups must return dicts "
+                f"with 'params'; group {number} is {group!r}"
+            )
+        params = list(group["params"])
+        for parameter in params:
+            if id(parameter) not in trainable_ids:
+                raise ValueError(
+                    f"{type(strategy).__name__}.parameter_groups: group {number} "
+                    "holds a parameter that is not trainable"
+                )
+            if id(parameter) in seen:
+                raise ValueError(
+                    f"{type(strategy).__name__}.parameter_groups: a parameter "
+                    f"appears in more than one group (again in group {number})"
+                )
+            seen.add(id(parameter))
+        if params:
+            checked.append({**group, "params": params})
+    rest = [p for p in trainable if id(p) not in seen]
+    if rest:
+        checked.append({"params": rest})
+    return checked
+
+
 class Trainer:
     """Trains a :class:`~pricetune.model.PatchForecastModel` on
-    :class:`~pricetune.windows.Windows` of raw values."""
+    :class:`~pricetune.windows.Windows` of raw values.
 
-    def __init__(self, config: TrainingConfig, device: torch.device, autocast_dtype):
+    ``placement`` says where batches are gathered (see
+    :func:`pricetune.batches.batch_source`): ``"auto"`` keeps the data on a
+    CUDA device when they fit, so the GPU never waits for the host.
+    """
+
+    def __init__(
+        self,
+        config: TrainingConfig,
+        device: torch.device,
+        autocast_dtype,
+        placement: str = "auto",
+    ):
         self.config = config
         self.device = device
         self.autocast_dtype = autocast_dtype
+        self.placement = placement
 
-    def _to_device(self, array: np.ndarray | None) -> torch.Tensor | None:
-        if array is None:
-            return None
-        tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
-        if self.device.type == "cuda":
-            return tensor.pin_memory().to(self.device, non_blocking=True)
-        return tensor.to(self.device)
-
-    def _loss(
-        self, model: nn.Module, windows: Windows, indices, forward=None
-    ) -> torch.Tensor:
-        """The head's loss on the windows at ``indices``; ``forward`` is the
-        module to call (``model`` or its compiled form)."""
-        context, target, covariates = map(self._to_device, windows.batch(indices))
+    def _loss(self, model: nn.Module, batch, forward=None) -> torch.Tensor:
+        """The head's loss on ``batch`` (``(contexts, targets, covariates)``
+        on the device); ``forward`` is the module to call (``model`` or its
+        compiled form)."""
+        context, target, covariates = batch
         with torch.autocast(
             device_type=self.device.type,
             dtype=self.autocast_dtype or torch.float32,
@@ -156,18 +206,39 @@ class Trainer:
         loc, scale = model.scaling(context)
         return model.head.loss(prediction.float(), (target - loc) / scale)
 
-    def evaluate(self, model: nn.Module, windows: Windows, indices) -> float:
+    def evaluate(self, model: nn.Module, windows, indices, source=None) -> float:
         """Mean loss over the windows at ``indices``, without training."""
-        model.eval()
-        total, count = 0.0, 0
-        with torch.no_grad():
-            for batch in _batches(indices, self.config.batch_size):
-                total += float(self._loss(model, windows, batch)) * len(batch)
-                count += len(batch)
-        return total / max(count, 1)
+        from pricetune.batches import batch_source
 
-    def fit(self, model, windows: Windows, generator: torch.Generator) -> list[dict]:
+        if source is None:
+            source = batch_source(windows, self.device, self.placement)
+        model.eval()
+        total = torch.zeros((), device=self.device)
+        with torch.no_grad():
+            for batch in _batches(source.order(indices), self.config.batch_size):
+                total += self._loss(model, source.batch(batch)) * len(batch)
+        return float(total) / max(len(indices), 1)
+
+    def _fused_option(self, trainable: list) -> dict:
+        """``fused=True`` for AdamW when every trainable parameter is a
+        floating-point CUDA tensor: one kernel per step instead of several
+        per parameter."""
+        if all(p.is_cuda and p.is_floating_point() for p in trainable):
+            return {"fused": True}
+        return {}
+
+    def fit(
+        self,
+        model,
+        windows: Windows,
+        generator: torch.Generator,
+        strategy=None,
+    ) -> list[dict]:
         """Train ``model`` in place; returns one record per epoch.
+
+        ``strategy`` (a :class:`~pricetune.components.contract.Strategy`)
+        gets its optional hooks called: parameter groups, the start of the
+        run and of each epoch, and each optimiser step.
 
         With ``checkpoint_dir`` set, a checkpoint is written after every
         epoch, and a run that finds its own checkpoint there continues from
@@ -175,14 +246,23 @@ class Trainer:
         state), so it ends where an uninterrupted run would have.
         """
         from pricetune import checkpoints
+        from pricetune.batches import batch_source
 
         config = self.config
         train, validation = windows.split(config.validation_fraction)
-        trainable = [p for p in model.parameters() if p.requires_grad]
+        source = batch_source(windows, self.device, self.placement)
+        # what the optimiser holds, saved and restored as a whole even when
+        # a strategy's hooks freeze part of it for a while
+        trainable_names = [n for n, p in model.named_parameters() if p.requires_grad]
+        parameters = dict(model.named_parameters())
+        trainable = [parameters[name] for name in trainable_names]
         if not trainable:
             raise ValueError("the strategy left no trainable parameter")
         optimiser = torch.optim.AdamW(
-            trainable, lr=config.learning_rate, weight_decay=config.weight_decay
+            parameter_groups(model, strategy, trainable, config.learning_rate),
+            lr=config.learning_rate,
+            weight_decay=config.weight_decay,
+            **self._fused_option(trainable),
         )
         steps_per_epoch = math.ceil(
             math.ceil(len(train) / config.batch_size) / config.accumulate_batches
@@ -220,18 +300,24 @@ class Trainer:
             disable=not config.verbose,
             leave=config.verbose > 1,
         )
+        if strategy is not None and not done:
+            strategy.on_train_begin(model, total_steps)
         for epoch in range(len(history) + 1, config.max_epochs + 1):
             if done:
                 break
             started = time.perf_counter()
+            if strategy is not None:
+                strategy.on_epoch_start(model, epoch)
             model.train()
             order = train[torch.randperm(len(train), generator=generator).numpy()]
             total = self._train_epoch(
-                forward, model, windows, order, optimiser, scheduler, trainable
+                forward, model, source, order, optimiser, scheduler, strategy
             )
             record = {"epoch": epoch, "train_loss": total / len(train)}
             if len(validation):
-                record["validation_loss"] = self.evaluate(model, windows, validation)
+                record["validation_loss"] = self.evaluate(
+                    model, windows, validation, source
+                )
             record["learning_rate"] = scheduler.get_last_lr()[0]
             record["seconds"] = time.perf_counter() - started
             history.append(record)
@@ -242,9 +328,8 @@ class Trainer:
                 if record["validation_loss"] < best_loss:
                     best_loss, stale = record["validation_loss"], 0
                     best_state = {
-                        name: p.detach().clone()
-                        for name, p in model.named_parameters()
-                        if p.requires_grad
+                        name: parameters[name].detach().clone()
+                        for name in trainable_names
                     }
                 else:
                     stale += 1
@@ -254,9 +339,8 @@ class Trainer:
                     {
                         "fingerprint": fingerprint,
                         "trainable": {
-                            name: p.detach().cpu()
-                            for name, p in model.named_parameters()
-                            if p.requires_grad
+                            name: parameters[name].detach().cpu()
+                            for name in trainable_names
                         },
                         "optimiser": optimiser.state_dict(),
                         "scheduler": scheduler.state_dict(),
@@ -275,7 +359,7 @@ class Trainer:
         return history
 
     def _train_epoch(
-        self, forward, model, windows, order, optimiser, scheduler, trainable
+        self, forward, model, source, order, optimiser, scheduler, strategy
     ) -> float:
         """One pass over ``order``; returns the summed (not averaged) loss.
 
@@ -284,7 +368,7 @@ class Trainer:
         their union.
         """
         config = self.config
-        batches = list(_batches(order, config.batch_size))
+        batches = list(_batches(source.order(order), config.batch_size))
         # summed on the device: reading it every step would make the host
         # wait for the GPU before it prepares the next batch
         total = torch.zeros((), device=self.device)
@@ -293,14 +377,41 @@ class Trainer:
             group_size = sum(len(batch) for batch in group)
             optimiser.zero_grad(set_to_none=True)
             for batch in group:
-                loss = self._loss(model, windows, batch, forward=forward)
+                loss = self._training_loss(model, source.batch(batch), forward)
                 (loss * (len(batch) / group_size)).backward()
                 total += loss.detach() * len(batch)
             if config.gradient_clip is not None:
-                torch.nn.utils.clip_grad_norm_(trainable, config.gradient_clip)
+                torch.nn.utils.clip_grad_norm_(
+                    [p for group in optimiser.param_groups for p in group["params"]],
+                    config.gradient_clip,
+                )
             optimiser.step()
             scheduler.step()
+            if strategy is not None:
+                strategy.on_optimizer_step(model, scheduler.last_epoch)
         return float(total)  # one synchronisation per epoch
+
+    def _training_loss(self, model, batch, forward) -> torch.Tensor:
+        """The loss of a training batch, after the augmentations and with
+        the adversarial term when ``adversarial_epsilon`` is set."""
+        config = self.config
+        context, target, covariates = batch
+        if config.augmentations:
+            with torch.no_grad():
+                for augmentation in config.augmentations:
+                    context, target = augmentation(context, target)
+        if not config.adversarial_epsilon:
+            return self._loss(model, (context, target, covariates), forward)
+        from pricetune.augmentations import typical_move
+
+        context = context.detach().requires_grad_(True)
+        loss = self._loss(model, (context, target, covariates), forward)
+        (gradient,) = torch.autograd.grad(loss, context, retain_graph=True)
+        with torch.no_grad():
+            step = config.adversarial_epsilon * typical_move(context)
+            moved = context + step * gradient.sign()
+        adversarial = self._loss(model, (moved, target, covariates), forward)
+        return 0.5 * (loss + adversarial)
 
     def _save_checkpoint(self, state: dict) -> None:
         from pricetune import checkpoints

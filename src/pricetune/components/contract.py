@@ -77,11 +77,17 @@ class Head(nn.Module):
     Required attributes
     -------------------
     n_outputs : int
-        values per forecast step (1 for a point head).
+        values per forecast step of :meth:`forward` (1 for a point head).
     quantiles : tuple of float or None
-        the quantile level of each output, strictly increasing in (0, 1), for
-        a probabilistic head; ``None`` for a point head. Outputs of a quantile
-        head must not cross (non-decreasing along the last axis).
+        the quantile levels of :meth:`to_quantiles`' outputs, strictly
+        increasing in (0, 1), for a probabilistic head; ``None`` for a point
+        head. Quantiles must not cross (non-decreasing along the last axis).
+
+    A head whose :meth:`forward` gives the forecast values themselves (a
+    point or a quantile head) needs only :meth:`forward` and :meth:`loss`. A
+    head that outputs something else, such as a distribution's parameters,
+    also overrides :meth:`to_quantiles` (parameters to quantiles) and
+    :meth:`shift` (how a covariate effect moves its outputs).
     probabilistic : bool (class attribute)
         ``True`` when instances have ``quantiles``; read before the head is
         built, to tell sktime whether the forecaster gives intervals.
@@ -100,9 +106,31 @@ class Head(nn.Module):
         ``target`` of shape ``(batch, horizon)``, both in normalised units."""
         raise NotImplementedError
 
+    def to_quantiles(self, prediction: torch.Tensor) -> torch.Tensor:
+        """``forward``'s output -> the forecast values ``(batch, horizon,
+        len(quantiles))`` at the levels :attr:`quantiles` (``(batch,
+        horizon, 1)`` for a point head), in normalised units. By default the
+        outputs are those values already."""
+        return prediction
+
+    def shift(self, prediction: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+        """``forward``'s output moved by ``offset`` ``(batch, horizon)`` in
+        normalised units (a covariate effect). By default every output moves
+        by the offset, which keeps quantiles in order."""
+        return prediction + offset.unsqueeze(-1)
+
 
 class Strategy(ABC):
-    """Chooses what trains. Constructor keywords come from ``strategy_kwargs``."""
+    """Chooses what trains. Constructor keywords come from ``strategy_kwargs``.
+
+    Only :meth:`apply` is required. The training loop also calls the optional
+    hooks below, whose defaults do nothing, so a strategy can change the
+    optimiser's parameter groups (discriminative learning rates), unfreeze
+    parameters as training goes on (gradual unfreezing), or act after each
+    optimiser step (AdaLoRA's rank re-allocation). The optimiser holds every
+    parameter that is trainable after :meth:`apply`; one whose
+    ``requires_grad`` a hook turns off later gets no gradient and is skipped.
+    """
 
     @abstractmethod
     def apply(self, model: nn.Module) -> None:
@@ -114,6 +142,35 @@ class Strategy(ABC):
         optimiser is created. Raise ``ValueError`` naming the backbone when
         the strategy cannot apply to it.
         """
+
+    def parameter_groups(
+        self, model: nn.Module, learning_rate: float
+    ) -> list[dict] | None:
+        """Optimiser parameter groups, as ``torch.optim`` takes them (dicts
+        with ``"params"`` and optionally ``"lr"``), or ``None`` for one group
+        of every trainable parameter at ``learning_rate``.
+
+        Trainable parameters left out of every group join a last group at
+        ``learning_rate``; a parameter may appear in one group only. The
+        learning-rate schedule scales every group's ``lr`` alike.
+        """
+        return None
+
+    def on_train_begin(self, model: nn.Module, total_steps: int) -> None:
+        """Called once before the first epoch of a (possibly resumed) run,
+        with the number of optimiser steps the whole run would take."""
+        return None  # optional hook
+
+    def on_epoch_start(self, model: nn.Module, epoch: int) -> None:
+        """Called before each training epoch (``epoch`` counts from 1, and
+        continues from the checkpoint in a resumed run). Must depend on
+        ``epoch`` only, so that a resumed run matches an uninterrupted one."""
+        return None  # optional hook
+
+    def on_optimizer_step(self, model: nn.Module, step: int) -> None:
+        """Called after each optimiser step (``step`` counts from 1), before
+        the gradients are cleared."""
+        return None  # optional hook
 
 
 def check_quantile_levels(levels: Sequence[float]) -> tuple[float, ...]:

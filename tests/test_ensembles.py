@@ -1,0 +1,141 @@
+"""Ensembles of members trained from different seeds: the mixture of their
+quantiles, the first member being the single model, and persistence."""
+
+from __future__ import annotations
+
+from statistics import NormalDist
+
+import numpy as np
+import pytest
+
+from pricetune import FineTunedPriceForecaster, FineTunedPriceRegressor
+from pricetune.fine_tuning import member_seeds
+from pricetune.model import EnsembleModel
+from pricetune.quantiles import mixture_quantiles
+
+LEVELS = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)
+PARAMS = dict(
+    backbone="none",
+    head="quantile",
+    strategy="full",
+    context_length=12,
+    max_epochs=2,
+    random_state=0,
+    verbose=0,
+)
+
+
+def normal_quantiles(mean, sd):
+    return np.array([[NormalDist(mean, sd).inv_cdf(q) for q in LEVELS]])
+
+
+def test_mixture_of_identical_members_is_that_member():
+    member = normal_quantiles(3.0, 2.0)
+    mixed = mixture_quantiles(LEVELS, np.stack([member, member, member]))
+    np.testing.assert_allclose(mixed, member, atol=0.03)
+
+
+def test_mixture_of_two_normals_matches_its_cdf():
+    members = np.stack([normal_quantiles(-1.0, 1.0), normal_quantiles(1.0, 1.0)])
+    mixed = mixture_quantiles(LEVELS, members)[0]
+
+    def cdf(x):
+        return 0.5 * (NormalDist(-1, 1).cdf(x) + NormalDist(1, 1).cdf(x))
+
+    # the mixture's CDF at the mixed quantiles gives back the levels
+    assert [cdf(x) for x in mixed] == pytest.approx(LEVELS, abs=0.01)
+    assert mixed[3] == pytest.approx(0.0, abs=0.02)
+    assert np.all(np.diff(mixed) > 0)
+    # wider than either member: their disagreement is uncertainty too
+    assert mixed[-1] - mixed[0] > members[0, 0, -1] - members[0, 0, 0]
+
+
+def test_member_seeds_start_with_the_single_model_seed():
+    seeds = member_seeds(42, 4)
+    assert seeds[0] == 42 and len(set(seeds)) == 4
+    assert member_seeds(42, 4) == seeds
+    assert member_seeds(42, 1) == [42]
+
+
+@pytest.fixture(scope="module")
+def fitted(brent_monthly):
+    y = brent_monthly[-160:]
+    single = FineTunedPriceForecaster(**PARAMS).fit(y, fh=[1, 2, 3])
+    ensemble = FineTunedPriceForecaster(**PARAMS, n_ensemble=3).fit(y, fh=[1, 2, 3])
+    return y, single, ensemble
+
+
+def test_an_ensemble_trains_members_apart(fitted):
+    _, single, ensemble = fitted
+    assert isinstance(ensemble.model_, EnsembleModel)
+    assert len(ensemble.model_.members) == 3
+    assert ensemble.n_parameters_ == 3 * single.n_parameters_
+    history = ensemble.training_history_
+    assert sorted(history["member"].unique()) == [0, 1, 2]
+    assert (history.groupby("member")["epoch"].max() == 2).all()
+    heads = [m.head.projection.weight for m in ensemble.model_.members]
+    assert not np.allclose(heads[0].detach(), heads[1].detach())
+
+
+def test_the_first_member_is_the_single_model(fitted):
+    _, single, ensemble = fitted
+    first = ensemble.model_.members[0].state_dict()
+    for name, value in single.model_.state_dict().items():
+        np.testing.assert_array_equal(first[name].numpy(), value.numpy())
+
+
+def test_ensemble_quantiles_are_a_mixture_of_the_members(fitted):
+    _, _, ensemble = fitted
+    levels = [0.1, 0.25, 0.5, 0.75, 0.9]
+    quantiles = ensemble.predict_quantiles(alpha=levels).to_numpy()
+    assert np.all(np.diff(quantiles, axis=1) > 0)  # never cross
+    # each of the mixture's quantiles lies within the members' quantiles
+    members = []
+    for member in ensemble.model_.members:
+        alone = ensemble.clone()
+        alone.__dict__.update(
+            {k: v for k, v in ensemble.__dict__.items() if k != "model_"}
+        )
+        alone.model_ = member
+        members.append(alone.predict_quantiles(alpha=levels).to_numpy())
+    members = np.stack(members)
+    assert np.all(quantiles >= members.min(axis=0) - 1e-9)
+    assert np.all(quantiles <= members.max(axis=0) + 1e-9)
+    interval = ensemble.predict_interval(coverage=0.8).to_numpy()
+    assert np.all(interval[:, 1] > interval[:, 0])
+
+
+def test_a_point_ensemble_averages_its_members(brent_monthly):
+    X = np.lib.stride_tricks.sliding_window_view(
+        brent_monthly.to_numpy(dtype=float)[-200:], 13
+    )
+    params = {**PARAMS, "head": "linear", "context_length": None}
+    ensemble = FineTunedPriceRegressor(**params, n_ensemble=2).fit(X[:, :12], X[:, 12])
+    predictions = []
+    for member in ensemble.model_.members:
+        ensemble_model = ensemble.model_
+        ensemble.model_ = member
+        predictions.append(ensemble.predict(X[:5, :12]))
+        ensemble.model_ = ensemble_model
+    np.testing.assert_allclose(
+        ensemble.predict(X[:5, :12]), np.mean(predictions, axis=0), rtol=1e-6
+    )
+
+
+def test_an_ensemble_round_trips_through_the_safe_format(fitted, tmp_path):
+    y, _, ensemble = fitted
+    ensemble.save(tmp_path / "ensemble", serialization_format="safetensors")
+    loaded = FineTunedPriceForecaster.load(tmp_path / "ensemble")
+    assert isinstance(loaded.model_, EnsembleModel)
+    np.testing.assert_array_equal(
+        loaded.predict_quantiles(alpha=[0.1, 0.5, 0.9]).to_numpy(),
+        ensemble.predict_quantiles(alpha=[0.1, 0.5, 0.9]).to_numpy(),
+    )
+    assert loaded._seeds == ensemble._seeds
+
+
+def test_n_ensemble_is_checked(brent_monthly):
+    with pytest.raises(ValueError, match="n_ensemble must be at least 1"):
+        FineTunedPriceForecaster(**PARAMS, n_ensemble=0).fit(
+            brent_monthly[-100:], fh=[1]
+        )
