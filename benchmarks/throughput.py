@@ -580,10 +580,11 @@ def breakdown_table(rows: list[dict]) -> str:
         )
     lines.append(
         "\nhost batches: drawn from the strided windows in a shuffled order, "
-        "cast to float32, copied through pinned memory (the Trainer's path); "
-        "clip & schedule: clip_grad_norm_(1.0) and a cosine LambdaLR (the "
-        "training loop's defaults); loss sync: float(loss) after every step, "
-        "as the Trainer sums the epoch loss."
+        "cast to float32, copied through pinned memory (the Trainer's path "
+        "when the data do not fit on the device); clip & schedule: "
+        "clip_grad_norm_(1.0) and a cosine LambdaLR (the training loop's "
+        "defaults); loss sync: float(loss) after every step (the Trainer now "
+        "sums the epoch loss on the device)."
     )
     return "\n".join(lines)
 

@@ -79,7 +79,7 @@ def test_unknown_component_names(brent_monthly):
     _fails(
         brent_monthly,
         error=UnknownComponentError,
-        match="known heads: linear",
+        match=r"known heads: (\w+, )*linear, .*Did you mean 'quantile'",
         head="qantile",
     )
     _fails(

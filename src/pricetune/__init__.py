@@ -12,19 +12,25 @@ from pricetune.hookspecs import hookimpl
 
 __version__ = "0.1.0"
 __all__ = [
+    "FineTunedPriceDirectionClassifier",
     "FineTunedPriceForecaster",
     "FineTunedPriceRegressor",
+    "backtest",
     "hookimpl",
     "__version__",
 ]
 
 if TYPE_CHECKING:
+    from pricetune.backtesting import backtest
+    from pricetune.classifier import FineTunedPriceDirectionClassifier
     from pricetune.forecaster import FineTunedPriceForecaster
     from pricetune.regressor import FineTunedPriceRegressor
 
 _LAZY = {
+    "FineTunedPriceDirectionClassifier": "pricetune.classifier",
     "FineTunedPriceForecaster": "pricetune.forecaster",
     "FineTunedPriceRegressor": "pricetune.regressor",
+    "backtest": "pricetune.backtesting",
 }
 
 

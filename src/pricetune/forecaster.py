@@ -191,9 +191,17 @@ class FineTunedPriceForecaster(FineTuningMixin, BaseForecaster):
         ...}``), "lstm", "gru", "none", or a plugin's name.
     head : str, default "quantile"
         "quantile" (probabilistic: enables ``predict_quantiles`` and
-        ``predict_interval``; the point forecast is the median) or "linear".
+        ``predict_interval``; the point forecast is the median), "linear",
+        "mlp", "lstm" or "gru" (recurrent layers over the backbone's hidden
+        states; these three give quantiles unless ``head_kwargs={"quantiles":
+        None}``), "student_t" (a Student-t distribution per step), or a
+        plugin's name.
     strategy : str, default "lora"
-        "lora", "full", "frozen" or "layernorm" (GPT4TS).
+        "lora", "full", "frozen", "layernorm" (GPT4TS), "adalora", "ia3",
+        "prefix" (prefix or prompt tuning), "adapter" (bottleneck adapters)
+        or "gradual" (unfreezing from the top, one layer per epoch); all but
+        "frozen" take ``strategy_kwargs={"body_lr_factor": ...}`` for a lower
+        learning rate in the backbone's body. See docs/components.md.
     backbone_kwargs, head_kwargs, strategy_kwargs : dict, optional
         extra arguments for the components, e.g. ``{"pretrained": False}`` to
         start a pretrained backbone from random weights, ``{"n_layers": 2}``
@@ -430,7 +438,9 @@ class FineTunedPriceForecaster(FineTuningMixin, BaseForecaster):
         # conformance tests switch it on after construction and expect them
         self._y = None
         self._X = None
-        self.set_tags(**{"capability:pred_int": head_is_probabilistic(head)})
+        self.set_tags(
+            **{"capability:pred_int": head_is_probabilistic(head, head_kwargs)}
+        )
 
     # ------------------------------------------------------------------ fit
     def fit(self, y, X=None, fh=None):

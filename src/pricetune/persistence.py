@@ -470,8 +470,11 @@ def _components(estimator) -> dict:
     from pricetune.plugins import get_registry
 
     components = {}
+    params = estimator.get_params(deep=False)
     for kind in _KINDS:
-        info = get_registry(kind).info(getattr(estimator, kind))
+        if kind not in params:
+            continue  # fixed by the estimator (the classifier's head)
+        info = get_registry(kind).info(params[kind])
         components[kind] = {
             "name": info.name,
             "class": info.class_path,
@@ -488,7 +491,9 @@ def _check_components(saved: dict, params: dict) -> None:
     from pricetune.plugins import get_registry
 
     for kind in _KINDS:
-        name = params.get(kind)
+        if kind not in params:
+            continue  # fixed by the estimator (the classifier's head)
+        name = params[kind]
         entry = saved.get(kind) or {}
         if entry.get("name") != name:  # provenance of another component
             entry = {"name": name}
@@ -912,6 +917,35 @@ class RegressorFormat(EstimatorFormat):
             )
 
 
+class ClassifierFormat(RegressorFormat):
+    """:class:`~pricetune.FineTunedPriceDirectionClassifier`: the
+    regressor's fitted state and the two classes."""
+
+    class_path = "pricetune.classifier.FineTunedPriceDirectionClassifier"
+
+    def fitted_state(self, estimator) -> dict:
+        return {
+            **super().fitted_state(estimator),
+            "classes": [_json_label(c, "a class label") for c in estimator.classes_],
+        }
+
+    def set_fitted_state(self, estimator, fitted: dict) -> None:
+        super().set_fitted_state(estimator, fitted)
+        classes = fitted.get("classes")
+        if not isinstance(classes, list) or len(classes) != 2:
+            raise PersistenceError(f"classes={classes!r} is not two labels")
+        estimator.classes_ = np.asarray(classes)
+
+    def rebuild(self, estimator, fitted: dict, restore: Callable[[], None]) -> None:
+        # two stand-in rows labelled with the saved classes; restore()
+        # replaces training and sets the rest
+        n_features, names = fitted["n_features_in"], fitted["feature_names_in"]
+        X = np.zeros((2, n_features))
+        if names is not None:
+            X = pd.DataFrame(X, columns=list(names))
+        estimator.fit(X, np.asarray(fitted["classes"]))
+
+
 _FORMATS: dict[str, EstimatorFormat] = {}
 
 
@@ -922,6 +956,7 @@ def register_format(estimator_format: EstimatorFormat) -> None:
 
 register_format(ForecasterFormat())
 register_format(RegressorFormat())
+register_format(ClassifierFormat())
 
 
 def _format_for(cls: type) -> EstimatorFormat:

@@ -6,18 +6,11 @@ import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from pricetune.fine_tuning import FineTuningMixin, Settings, check_int
 from pricetune.persistence import pending_restore
-from pricetune.windows import Windows
-
-# rows per forward pass in predict. Every pass has exactly this many rows
-# (the last one padded), so that a row's prediction never depends on the
-# rows predicted with it: float32 matrix products round differently with
-# the number of rows.
-_PREDICT_BATCH = 64
+from pricetune.window_rows import WindowRowsMixin
 
 
-class FineTunedPriceRegressor(FineTuningMixin, RegressorMixin, BaseEstimator):
+class FineTunedPriceRegressor(WindowRowsMixin, RegressorMixin, BaseEstimator):
     """Fine-tune a pretrained backbone on windows of past prices, as a
     scikit-learn regressor.
 
@@ -50,9 +43,13 @@ class FineTunedPriceRegressor(FineTuningMixin, RegressorMixin, BaseEstimator):
         ...}``), "lstm", "gru", "none", or a plugin's name.
     head : str, default "quantile"
         "quantile" (probabilistic: enables :meth:`predict_quantiles`;
-        :meth:`predict` gives the median) or "linear".
+        :meth:`predict` gives the median), "linear", "mlp", "lstm", "gru"
+        (quantiles unless ``head_kwargs={"quantiles": None}``), "student_t",
+        or a plugin's name.
     strategy : str, default "lora"
-        "lora", "full", "frozen" or "layernorm" (GPT4TS).
+        "lora", "full", "frozen", "layernorm" (GPT4TS), "adalora", "ia3",
+        "prefix", "adapter" or "gradual"; see
+        :class:`~pricetune.FineTunedPriceForecaster`.
     backbone_kwargs, head_kwargs, strategy_kwargs : dict, optional
         extra arguments for the components, e.g. ``{"pretrained": False}`` to
         start a pretrained backbone from random weights, ``{"n_layers": 2}``
@@ -260,50 +257,6 @@ class FineTunedPriceRegressor(FineTuningMixin, RegressorMixin, BaseEstimator):
         tags.non_deterministic = False
         return tags
 
-    def __sklearn_is_fitted__(self) -> bool:
-        return hasattr(self, "training_history_")
-
-    # ------------------------------------------------------------------ fit
-    def _resolve_settings(self, n_features: int) -> tuple[Settings, int]:
-        """The checked settings for ``X`` with ``n_features`` columns, and
-        the number of past-value columns."""
-        if self.context_length is None:
-            n_past = n_features
-        else:
-            n_past = check_int("context_length", self.context_length, 1)
-            if n_past > n_features:
-                raise ValueError(
-                    f"context_length={n_past}, but X has only {n_features} "
-                    "feature(s); the first context_length columns must be "
-                    "past values"
-                )
-        patch_length = min(check_int("patch_length", self.patch_length, 1), n_past)
-        # The shared checks read the parameters from the estimator; give them
-        # a fresh one holding the resolved values (this one is left as is).
-        # A single past value is read as a flat window of two.
-        resolved = type(self)(
-            **{
-                **self.get_params(deep=False),
-                "context_length": max(n_past, 2),
-                "patch_length": patch_length,
-            }
-        )
-        return resolved._check_settings(), n_past
-
-    def _contexts(self, X: np.ndarray) -> np.ndarray:
-        """The past-value columns of ``X``, as the model reads them."""
-        if self.context_length_ == 1:
-            return np.repeat(X[:, :1], 2, axis=1)
-        return X[:, : self.context_length_]
-
-    def _covariates(self, X: np.ndarray) -> np.ndarray | None:
-        """The covariate columns of ``X``, standardised: ``(n, n_covariates)``."""
-        if X.shape[1] == self.context_length_:
-            return None
-        return (X[:, self.context_length_ :] - self._covariate_loc) / (
-            self._covariate_scale
-        )
-
     def fit(self, X, y):
         """Fine-tune a new model on the rows of ``X`` and targets ``y``.
 
@@ -327,39 +280,14 @@ class FineTunedPriceRegressor(FineTuningMixin, RegressorMixin, BaseEstimator):
         if restore is not None:
             restore()
             return self
-        settings, n_past = self._resolve_settings(X.shape[1])
         targets = y.reshape(len(y), -1)
         if targets.shape[1] < 1:
             raise ValueError("y must have at least one column")
-        self.context_length_ = n_past
-        self.patch_length_ = settings.patch_length
-        covariates = None
-        if X.shape[1] > n_past:
-            raw = X[:, n_past:]
-            spread = raw.std(axis=0)
-            self._covariate_loc = raw.mean(axis=0)
-            self._covariate_scale = np.where(spread > 0, spread, 1.0)
-            covariates = self._covariates(X)[:, None, :]
         self._y_ndim = y.ndim
-        windows = Windows(self._contexts(X), targets, covariates)
-        self._build_and_train(settings, windows, targets.shape[1])
+        self._fit_rows(X, targets)
         return self
 
     # -------------------------------------------------------------- predict
-    def _outputs(self, X) -> np.ndarray:
-        """The model's outputs for ``X``: ``(n_samples, horizon_, n_levels)``."""
-        check_is_fitted(self)
-        X = validate_data(self, X, dtype=np.float64, reset=False)
-        contexts, covariates = self._contexts(X), self._covariates(X)
-        rows = np.arange(len(X) + (-len(X) % _PREDICT_BATCH)) % len(X)
-        outputs = [
-            self._raw_outputs(
-                contexts[batch], None if covariates is None else covariates[batch]
-            )
-            for batch in rows.reshape(-1, _PREDICT_BATCH)
-        ]
-        return np.concatenate(outputs)[: len(X)]
-
     def _levels(self, outputs: np.ndarray, alpha) -> np.ndarray:
         """Quantiles at ``alpha`` from ``outputs``: ``(n, horizon_, len(alpha))``."""
         n, steps, n_levels = outputs.shape
@@ -413,38 +341,3 @@ class FineTunedPriceRegressor(FineTuningMixin, RegressorMixin, BaseEstimator):
             )
         values = self._levels(self._outputs(X), levels)
         return values[:, 0, :] if self._y_ndim == 1 else values
-
-    # ---------------------------------------------------------- persistence
-    def save(self, path):
-        """Save the fitted regressor in the safe format and return the directory.
-
-        ``path`` becomes a directory holding ``model.safetensors`` and
-        ``pricetune.json``, which :meth:`load` reads without unpickling
-        anything (see :func:`pricetune.persistence.save`). Pickle or joblib
-        the regressor instead to keep parameters JSON cannot hold (e.g. a
-        ``RandomState`` instance as ``random_state``).
-        """
-        from pricetune.persistence import save
-
-        return save(self, path)
-
-    @classmethod
-    def load(cls, path, *, device=None):
-        """Load a regressor saved with :meth:`save`, without unpickling
-        anything; ``device`` overrides the saved ``device`` parameter. See
-        :func:`pricetune.persistence.load`."""
-        from pricetune.persistence import load
-
-        return load(path, device=device, expected=cls)
-
-    def __getstate__(self):
-        # a model on a GPU is pickled from a CPU copy, so it unpickles anywhere
-        from pricetune.persistence import pickle_state
-
-        return pickle_state(self, super().__getstate__())
-
-    def __setstate__(self, state):
-        from pricetune.persistence import restore_device
-
-        super().__setstate__(state)
-        restore_device(self)

@@ -23,22 +23,43 @@ def register_backbones(registry):
 
 @hookimpl
 def register_heads(registry):
-    from pricetune.components.heads import LinearHead, QuantileHead
+    from pricetune.components.heads import (
+        GRUHead,
+        LinearHead,
+        LSTMHead,
+        MLPHead,
+        QuantileHead,
+        StudentTHead,
+    )
 
     registry.add("linear", LinearHead)
     registry.add("quantile", QuantileHead)
+    registry.add("mlp", MLPHead)
+    registry.add("lstm", LSTMHead)
+    registry.add("gru", GRUHead)
+    registry.add("student_t", StudentTHead)
 
 
 @hookimpl
 def register_strategies(registry):
     from pricetune.components.strategies import (
+        IA3,
+        AdaLoRA,
+        BottleneckAdapters,
         FrozenBackbone,
         FullFineTuning,
+        GradualUnfreezing,
         LayerNormOnly,
         LoRA,
+        PrefixTuning,
     )
 
     registry.add("full", FullFineTuning)
     registry.add("frozen", FrozenBackbone)
     registry.add("layernorm", LayerNormOnly)
     registry.add("lora", LoRA)
+    registry.add("adalora", AdaLoRA)
+    registry.add("ia3", IA3)
+    registry.add("prefix", PrefixTuning)
+    registry.add("adapter", BottleneckAdapters)
+    registry.add("gradual", GradualUnfreezing)

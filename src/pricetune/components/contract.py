@@ -90,12 +90,20 @@ class Head(nn.Module):
     :meth:`shift` (how a covariate effect moves its outputs).
     probabilistic : bool (class attribute)
         ``True`` when instances have ``quantiles``; read before the head is
-        built, to tell sktime whether the forecaster gives intervals.
+        built (through :meth:`gives_quantiles`), to tell sktime whether the
+        forecaster gives intervals.
     """
 
     n_outputs: int = 1
     quantiles: tuple[float, ...] | None = None
     probabilistic: bool = False
+
+    @classmethod
+    def gives_quantiles(cls, head_kwargs: dict) -> bool:
+        """Whether a head built with ``head_kwargs`` will have quantiles
+        (asked before it is built). By default :attr:`probabilistic`; a head
+        whose options decide (``quantiles=None``) overrides this."""
+        return bool(cls.probabilistic)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         """``(batch, n_patches, hidden_size)`` -> ``(batch, horizon, n_outputs)``."""

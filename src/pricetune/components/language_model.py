@@ -9,6 +9,9 @@ checkpoints are read from local directories only.
 from __future__ import annotations
 
 import contextlib
+import copy
+import threading
+from collections import OrderedDict
 from pathlib import Path
 
 import torch
@@ -35,6 +38,58 @@ def _quiet_transformers():
         hf_logging.set_verbosity(previous)
         if bars:
             hf_logging.enable_progress_bar()
+
+
+# pretrained bodies read from disk, kept in memory for later fits of this
+# process (grid searches, ensembles, backtests); each fit gets its own copy
+_PRETRAINED: OrderedDict[tuple, nn.Module] = OrderedDict()
+_PRETRAINED_LOCK = threading.Lock()
+#: bodies kept at most (all-MiniLM-L6-v2 takes about 90 MB)
+PRETRAINED_CACHE_SIZE = 2
+
+
+def clear_pretrained_cache() -> None:
+    """Forget the pretrained bodies kept in memory (the next fit reads its
+    checkpoint from disk again)."""
+    with _PRETRAINED_LOCK:
+        _PRETRAINED.clear()
+
+
+def _checkpoint_key(path: Path, config) -> tuple:
+    """What identifies a loaded body: the directory, the (possibly cut)
+    config, and the size and time of every weights file in it."""
+    files = sorted(
+        (f.name, f.stat().st_size, f.stat().st_mtime_ns)
+        for f in path.iterdir()
+        if f.suffix in (".safetensors", ".bin", ".pt", ".pth")
+    )
+    return (str(path.resolve()), config.to_json_string(), tuple(files))
+
+
+def pretrained_body(path: Path, config) -> nn.Module:
+    """A fresh copy of the pretrained model at ``path`` built with ``config``.
+
+    The checkpoint is read from disk once per process and kept (the last
+    :data:`PRETRAINED_CACHE_SIZE`); later calls copy it from memory. Loading
+    draws nothing from torch's random generator, so a fit's random draws
+    are the same whether the checkpoint was read or copied.
+    """
+    from transformers import AutoModel
+
+    key = _checkpoint_key(path, config)
+    with _PRETRAINED_LOCK:
+        body = _PRETRAINED.get(key)
+        if body is None:
+            with _quiet_transformers(), torch.random.fork_rng(devices=[]):
+                body = AutoModel.from_pretrained(
+                    path, config=copy.deepcopy(config), local_files_only=True
+                )
+            _PRETRAINED[key] = body
+            while len(_PRETRAINED) > PRETRAINED_CACHE_SIZE:
+                _PRETRAINED.popitem(last=False)
+        else:
+            _PRETRAINED.move_to_end(key)
+        return copy.deepcopy(body)
 
 
 def _max_positions(config) -> int | None:
@@ -106,12 +161,10 @@ class HuggingFaceBackbone(Backbone):
                 f"{n_patches} patches exceed the {max_positions} positions of "
                 f"{path}; raise patch_length or lower context_length"
             )
-        with _quiet_transformers():
-            if pretrained:
-                body = AutoModel.from_pretrained(
-                    path, config=config, local_files_only=True
-                )
-            else:
+        if pretrained:
+            body = pretrained_body(path, config)
+        else:
+            with _quiet_transformers():
                 body = AutoModel.from_config(config)
         if getattr(body, "pooler", None) is not None:
             body.pooler = None  # unused: the head reads every position
@@ -126,7 +179,9 @@ class HuggingFaceBackbone(Backbone):
 
     def forward(self, patches: torch.Tensor) -> torch.Tensor:
         output = self.body(inputs_embeds=self.embedding(patches))
-        return output.last_hidden_state
+        # the patches' states: a body wrapped for prompt tuning puts its
+        # virtual tokens first
+        return output.last_hidden_state[:, -patches.shape[1] :]
 
 
 def minilm_path() -> Path:
