@@ -262,7 +262,9 @@ def plain_run(
     targets = torch.tensor(windows.targets, dtype=torch.float32, device=device)
     trainable = [p for p in model.parameters() if p.requires_grad]
     n = len(contexts)
-    forward = torch.compile(model) if compile else model
+    forward = model
+    if compile:
+        forward = torch.compile(model, mode=None if compile is True else compile)
 
     def timed_epochs(host=False, clip=False, sync=False) -> list[float]:
         optimiser = torch.optim.AdamW(
@@ -902,9 +904,12 @@ def parse_args(argv=None):
     )
     parser.add_argument(
         "--compile",
-        action="store_true",
-        help="train through torch.compile, in the toolkit (compile=True) and "
-        "in the plain loop alike",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="MODE",
+        help="train through torch.compile, in the toolkit (compile=True or "
+        "MODE, e.g. reduce-overhead) and in the plain loop alike",
     )
     parser.add_argument(
         "--scaling", action="store_true", help="also run the panel scaling run"

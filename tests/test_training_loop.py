@@ -223,3 +223,23 @@ def test_checkpoints_are_written_atomically_and_load_without_pickle(tmp_path):
     assert checkpoints.load(tmp_path, "x")["w"].tolist() == [1.0, 1.0]
     assert checkpoints.load(tmp_path / "empty", "x") is None
     assert path.name == checkpoints.FILENAME
+
+
+def test_compile_modes_reach_torch_compile(windows, monkeypatch, brent_monthly):
+    modes = []
+
+    def spy(model, mode=None):
+        modes.append(mode)
+        return model
+
+    monkeypatch.setattr(torch, "compile", spy)
+    train(linear_model(), windows, max_epochs=1, compile="reduce-overhead")
+    train(linear_model(), windows, max_epochs=1, compile=True)
+    assert modes == ["reduce-overhead", None]
+
+    from pricetune import FineTunedPriceForecaster
+
+    with pytest.raises(ValueError, match="compile must be True, False or one of"):
+        FineTunedPriceForecaster(
+            backbone="none", strategy="full", compile="fast", verbose=0
+        ).fit(brent_monthly[-60:], fh=[1])

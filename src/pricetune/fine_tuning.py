@@ -167,6 +167,13 @@ class FineTuningMixin:
             raise ValueError(
                 f"learning_rate must be positive, got {self.learning_rate}"
             )
+        from pricetune.training import COMPILE_MODES
+
+        if not (isinstance(self.compile, bool) or self.compile in COMPILE_MODES):
+            raise ValueError(
+                f"compile must be True, False or one of {COMPILE_MODES}, "
+                f"got {self.compile!r}"
+            )
         n_ensemble = check_int("n_ensemble", self.n_ensemble, 1)
         if not float(self.adversarial_epsilon) >= 0:
             raise ValueError(
@@ -339,7 +346,7 @@ class FineTuningMixin:
                     None if self.gradient_clip is None else float(self.gradient_clip)
                 ),
                 accumulate_batches=int(self.accumulate_batches),
-                compile=bool(self.compile),
+                compile=self.compile,
                 augmentations=tuple(build_augmentations(self.augmentations)),
                 adversarial_epsilon=float(self.adversarial_epsilon),
                 checkpoint_dir=self._checkpoint_dir(suffix),

@@ -106,8 +106,10 @@ class FineTunedPriceRegressor(WindowRowsMixin, RegressorMixin, BaseEstimator):
         single model). Quantile and distribution heads combine as an
         equal-weight mixture, so the members' spread widens the intervals;
         point heads average.
-    compile : bool, default False
-        train through ``torch.compile(model)`` (compiles on the first batch).
+    compile : bool or str, default False
+        train through ``torch.compile(model)`` (compiles on the first batch);
+        a string picks its mode: "default", "reduce-overhead" (CUDA graphs),
+        "max-autotune" or "max-autotune-no-cudagraphs".
     checkpoint_dir : str, optional
         write a checkpoint there after every epoch; a later ``fit`` with the
         same settings and data resumes from it and ends where the

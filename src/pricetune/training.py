@@ -22,6 +22,13 @@ from tqdm.auto import tqdm
 from pricetune.windows import Windows
 
 PRECISIONS = ("auto", "fp32", "bf16")
+#: torch.compile modes the ``compile`` setting takes besides True/False
+COMPILE_MODES = (
+    "default",
+    "reduce-overhead",
+    "max-autotune",
+    "max-autotune-no-cudagraphs",
+)
 LR_SCHEDULES = ("cosine", "constant")
 
 
@@ -82,7 +89,8 @@ class TrainingConfig:
     warmup_fraction: float = 0.05
     gradient_clip: float | None = 1.0
     accumulate_batches: int = 1
-    compile: bool = False
+    # False, True (torch.compile's default mode) or one of COMPILE_MODES
+    compile: bool | str = False
     # applied to training batches only (pricetune.augmentations)
     augmentations: tuple = ()
     # FGSM: also train on windows moved by this many typical moves in the
@@ -271,7 +279,10 @@ class Trainer:
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimiser, lambda step: config.learning_rate_factor(step, total_steps)
         )
-        forward = torch.compile(model) if config.compile else model
+        forward = model
+        if config.compile:
+            mode = None if config.compile is True else config.compile
+            forward = torch.compile(model, mode=mode)
         history: list[dict] = []
         best_loss, best_state, stale, done = float("inf"), None, 0, False
         fingerprint = None

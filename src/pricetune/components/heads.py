@@ -63,6 +63,13 @@ class ProjectedHead(Head):
       sensible spreads in normalised units. ``loss`` must then be ``None``.
     """
 
+    @classmethod
+    def gives_quantiles(cls, head_kwargs: dict) -> bool:
+        # a probabilistic head turns into a point head with quantiles=None
+        if not cls.probabilistic:
+            return False
+        return head_kwargs.get("quantiles", DEFAULT_QUANTILES) is not None
+
     def _build_output(
         self,
         in_features: int,
@@ -204,10 +211,6 @@ class MLPHead(ProjectedHead):
 
     probabilistic = True  # by default; quantiles=None gives a point head
 
-    @classmethod
-    def gives_quantiles(cls, head_kwargs: dict) -> bool:
-        return head_kwargs.get("quantiles", DEFAULT_QUANTILES) is not None
-
     def __init__(
         self,
         *,
@@ -265,10 +268,6 @@ class RecurrentHead(ProjectedHead):
 
     rnn_class: type[nn.RNNBase] = nn.LSTM
     probabilistic = True  # by default; quantiles=None gives a point head
-
-    @classmethod
-    def gives_quantiles(cls, head_kwargs: dict) -> bool:
-        return head_kwargs.get("quantiles", DEFAULT_QUANTILES) is not None
 
     def __init__(
         self,
