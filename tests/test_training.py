@@ -214,3 +214,44 @@ def test_checkpoints_and_csv_log_through_the_forecaster(brent_monthly, tmp_path)
         FineTunedPriceForecaster(**{**settings, "random_state": 1}).fit(
             brent_monthly.iloc[:-6], fh=[1]
         )
+
+
+def _scalars(directory):
+    from tensorboard.backend.event_processing.event_accumulator import (
+        EventAccumulator,
+    )
+
+    events = EventAccumulator(str(directory))
+    events.Reload()
+    return {
+        tag: [(event.step, event.value) for event in events.Scalars(tag)]
+        for tag in events.Tags()["scalars"]
+    }
+
+
+def test_tensorboard_scalars_match_the_history(brent_monthly, tmp_path):
+    forecaster = FineTunedPriceForecaster(
+        **CHEAP, tensorboard_dir=str(tmp_path / "tb")
+    ).fit(brent_monthly.iloc[:-6], fh=[1])
+    scalars = _scalars(tmp_path / "tb")
+    history = forecaster.training_history_
+    assert set(scalars) == {"train_loss", "validation_loss", "learning_rate", "seconds"}
+    for tag in ("train_loss", "validation_loss", "learning_rate"):
+        assert [step for step, _ in scalars[tag]] == history["epoch"].tolist()
+        np.testing.assert_allclose(
+            [value for _, value in scalars[tag]], history[tag], rtol=1e-6
+        )
+    forecaster.update(brent_monthly.iloc[-6:])
+    assert _scalars(tmp_path / "tb" / "update-1")["train_loss"]
+
+
+def test_tensorboard_dir_without_tensorboard_says_what_to_install(
+    brent_monthly, tmp_path, monkeypatch
+):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tensorboard", None)
+    with pytest.raises(ImportError, match="pip install tensorboard"):
+        FineTunedPriceForecaster(**CHEAP, tensorboard_dir=str(tmp_path)).fit(
+            brent_monthly, fh=[1]
+        )

@@ -107,7 +107,8 @@ class FineTunedPriceDirectionClassifier(
     max_epochs, batch_size, learning_rate, weight_decay, patience,
     validation_fraction, lr_schedule, warmup_fraction, gradient_clip,
     accumulate_batches, augmentations, adversarial_epsilon, n_ensemble,
-    compile, checkpoint_dir, log_csv, device, precision, random_state, verbose
+    compile, checkpoint_dir, log_csv, tensorboard_dir, device, precision,
+    random_state, verbose
         the training options of :class:`~pricetune.FineTunedPriceRegressor`.
         Ensemble members average their log-odds.
 
@@ -163,6 +164,7 @@ class FineTunedPriceDirectionClassifier(
         compile=False,
         checkpoint_dir=None,
         log_csv=None,
+        tensorboard_dir=None,
         device="auto",
         precision="auto",
         random_state=None,
@@ -192,6 +194,7 @@ class FineTunedPriceDirectionClassifier(
         self.compile = compile
         self.checkpoint_dir = checkpoint_dir
         self.log_csv = log_csv
+        self.tensorboard_dir = tensorboard_dir
         self.device = device
         self.precision = precision
         self.random_state = random_state

@@ -169,6 +169,15 @@ class FineTuningMixin:
             )
         from pricetune.training import COMPILE_MODES
 
+        if self.tensorboard_dir is not None:
+            try:
+                import tensorboard  # noqa: F401
+            except ImportError as error:
+                raise ImportError(
+                    "tensorboard_dir needs the tensorboard package: pip install "
+                    "tensorboard (or pricetune[tensorboard])"
+                ) from error
+
         if not (isinstance(self.compile, bool) or self.compile in COMPILE_MODES):
             raise ValueError(
                 f"compile must be True, False or one of {COMPILE_MODES}, "
@@ -351,6 +360,7 @@ class FineTuningMixin:
                 adversarial_epsilon=float(self.adversarial_epsilon),
                 checkpoint_dir=self._checkpoint_dir(suffix),
                 log_csv=_with_suffix(self.log_csv, suffix),
+                tensorboard_dir=self._tensorboard_dir(suffix),
                 verbose=int(self.verbose),
                 description=f"pricetune {self.backbone}/{self.strategy}"
                 + (f" {number + 1}/{len(members)}" if suffix else ""),
@@ -366,17 +376,23 @@ class FineTuningMixin:
                 records.append({"member": number, **record} if suffix else record)
         return pd.DataFrame(records)
 
-    def _checkpoint_dir(self, member: str | None = None) -> str | None:
-        """``checkpoint_dir`` for ``fit``; a sub-folder per ``update``, and
-        one per ensemble member inside it."""
-        if self.checkpoint_dir is None:
+    def _run_dir(self, root, member: str | None = None) -> str | None:
+        """``root`` for ``fit``; a sub-folder per ``update``, and one per
+        ensemble member inside it."""
+        if root is None:
             return None
-        parts = [str(self.checkpoint_dir)]
+        parts = [str(root)]
         if self._n_updates:
             parts.append(f"update-{self._n_updates}")
         if member is not None:
             parts.append(member)
         return os.path.join(*parts)
+
+    def _checkpoint_dir(self, member: str | None = None) -> str | None:
+        return self._run_dir(self.checkpoint_dir, member)
+
+    def _tensorboard_dir(self, member: str | None = None) -> str | None:
+        return self._run_dir(self.tensorboard_dir, member)
 
     def _raw_outputs(
         self, contexts: np.ndarray, covariates=None, denormalise: bool = True

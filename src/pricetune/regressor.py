@@ -116,6 +116,10 @@ class FineTunedPriceRegressor(WindowRowsMixin, RegressorMixin, BaseEstimator):
         uninterrupted run would have (``update`` uses sub-folders).
     log_csv : str, optional
         append one row per epoch (losses, learning rate, seconds) to this CSV.
+    tensorboard_dir : str, optional
+        write TensorBoard scalars there (losses, learning rate, seconds per
+        epoch; ``update`` and ensemble members use sub-folders). Needs the
+        ``tensorboard`` package.
     device : str, default "auto"
         "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "cuda:1"...
     precision : {"auto", "fp32", "bf16"}, default "auto"
@@ -215,6 +219,7 @@ class FineTunedPriceRegressor(WindowRowsMixin, RegressorMixin, BaseEstimator):
         compile=False,
         checkpoint_dir=None,
         log_csv=None,
+        tensorboard_dir=None,
         device="auto",
         precision="auto",
         random_state=None,
@@ -246,6 +251,7 @@ class FineTunedPriceRegressor(WindowRowsMixin, RegressorMixin, BaseEstimator):
         self.compile = compile
         self.checkpoint_dir = checkpoint_dir
         self.log_csv = log_csv
+        self.tensorboard_dir = tensorboard_dir
         self.device = device
         self.precision = precision
         self.random_state = random_state

@@ -4,7 +4,7 @@ AdamW on the trainable parameters with linear warm-up and cosine decay,
 gradient clipping and accumulation, shuffled mini-batches of windows, a
 time-ordered validation tail with early stopping and best-weights restore,
 bfloat16 autocast on CUDA, optional ``torch.compile``, per-epoch checkpoints
-to resume from, a CSV log, and a tqdm progress bar.
+to resume from, a CSV log, TensorBoard scalars, and a tqdm progress bar.
 """
 
 from __future__ import annotations
@@ -98,6 +98,7 @@ class TrainingConfig:
     adversarial_epsilon: float = 0.0
     checkpoint_dir: str | None = None
     log_csv: str | None = None
+    tensorboard_dir: str | None = None
     verbose: int = 0
     description: str = "fine-tuning"
     # identifies the run in checkpoints (e.g. its seed), so that a checkpoint
@@ -288,7 +289,13 @@ class Trainer:
         fingerprint = None
         if config.checkpoint_dir is not None:
             settings = asdict(config)
-            for volatile in ("verbose", "description", "checkpoint_dir", "log_csv"):
+            for volatile in (
+                "verbose",
+                "description",
+                "checkpoint_dir",
+                "log_csv",
+                "tensorboard_dir",
+            ):
                 settings.pop(volatile)
             fingerprint = checkpoints.fingerprint(settings, model, windows.digest())
             state = checkpoints.load(config.checkpoint_dir, fingerprint)
@@ -303,6 +310,7 @@ class Trainer:
                 best_state = state["best_state"] or None
                 done = state["done"]
         log = _CsvLog(config.log_csv, restart=not history)
+        board = _TensorBoardLog(config.tensorboard_dir, first_epoch=len(history) + 1)
         bar = tqdm(
             total=config.max_epochs,
             initial=len(history),
@@ -333,6 +341,7 @@ class Trainer:
             record["seconds"] = time.perf_counter() - started
             history.append(record)
             log.write(record)
+            board.write(record)
             bar.update(1)
             bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if "loss" in k})
             if len(validation):
@@ -365,6 +374,7 @@ class Trainer:
                     }
                 )
         bar.close()
+        board.close()
         if best_state is not None:
             model.load_state_dict(best_state, strict=False)
         return history
@@ -446,3 +456,31 @@ class _CsvLog:
             return
         with open(self.path, "a", newline="") as handle:
             csv.DictWriter(handle, self.FIELDS).writerow(record)
+
+
+class _TensorBoardLog:
+    """One TensorBoard scalar per epoch for each number of the record
+    (nothing when ``directory`` is None). A resumed run starts at
+    ``first_epoch`` and drops what a crashed run had logged after it."""
+
+    def __init__(self, directory: str | None, first_epoch: int):
+        self.writer = None
+        if directory is None:
+            return
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(
+            directory, purge_step=first_epoch if first_epoch > 1 else None
+        )
+
+    def write(self, record: dict) -> None:
+        if self.writer is None:
+            return
+        for name, value in record.items():
+            if name != "epoch":
+                self.writer.add_scalar(name, value, global_step=record["epoch"])
+        self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
