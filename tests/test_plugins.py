@@ -22,7 +22,7 @@ import pytest
 
 import pricetune
 from pricetune import plugins
-from pricetune.components.contract import Backbone, Head, Strategy
+from pricetune.components.contract import Augmentation, Backbone, Head, Strategy
 from pricetune.components.heads import LinearHead, QuantileHead
 from pricetune.components.language_model import HuggingFaceBackbone, MiniLMBackbone
 from pricetune.components.simple_backbones import GRUBackbone, LSTMBackbone, NoBackbone
@@ -44,6 +44,8 @@ EXAMPLE_NAMES = {
     "head": "example-mean-pool",
     "strategy": "example-head-only",
 }
+# the original built-ins; more may be registered (the set is open: see
+# registered_builtins() and tests/test_plugin_api.py's meta-tests)
 BUILTINS = {
     ("backbone", "minilm"): MiniLMBackbone,
     ("backbone", "hf"): HuggingFaceBackbone,
@@ -194,6 +196,19 @@ def clean_plugins():
     plugins.reload_plugins()
 
 
+def registered_builtins() -> set[tuple[str, str]]:
+    """Every (kind, name) the built-in plugin registers, found through the
+    hooks with no entry point loaded."""
+    from pricetune.components import builtin
+
+    found = set()
+    for kind, hook in plugins._HOOK_FOR_KIND.items():
+        registry = ComponentRegistry(kind)
+        getattr(builtin, hook)(registry)
+        found |= {(kind, name) for name in registry.names()}
+    return found
+
+
 def infos_by_name() -> dict:
     return {(info.kind, info.name): info for info in plugins.list_components()}
 
@@ -215,21 +230,32 @@ def brent_copy() -> tuple[pd.Series, pd.Series]:
 def test_every_builtin_is_listed_with_its_provenance(clean_plugins):
     infos = plugins.list_components()
     builtin = {(i.kind, i.name): i for i in infos if i.distribution == "pricetune"}
-    assert set(builtin) == set(BUILTINS)
+    assert set(builtin) == registered_builtins()
+    assert set(BUILTINS) <= set(builtin)
     for key, info in builtin.items():
-        assert info.cls is BUILTINS[key], key
+        assert info.cls is BUILTINS.get(key, info.cls), key
         assert info.plugin == "builtin"
         assert info.version == importlib.metadata.version("pricetune")
-        assert plugins.get_component(*key) is BUILTINS[key]
-    # sorted by kind (backbone, head, strategy), then name
+        assert plugins.get_component(*key) is info.cls
+    # sorted by kind (backbone, head, strategy, augmentation), then name
     order = [(i.kind, i.name) for i in infos]
-    kind_rank = {"backbone": 0, "head": 1, "strategy": 2}
+    kind_rank = {"backbone": 0, "head": 1, "strategy": 2, "augmentation": 3}
     assert order == sorted(order, key=lambda key: (kind_rank[key[0]], key[1]))
 
 
-def test_builtin_classes_follow_the_contract():
-    for (kind, name), cls in BUILTINS.items():
-        base = {"backbone": Backbone, "head": Head, "strategy": Strategy}[kind]
+def test_builtin_classes_follow_the_contract(clean_plugins):
+    builtins = {
+        (info.kind, info.name): info.cls
+        for info in plugins.list_components()
+        if info.plugin == "builtin"
+    }
+    for (kind, name), cls in builtins.items():
+        base = {
+            "backbone": Backbone,
+            "head": Head,
+            "strategy": Strategy,
+            "augmentation": Augmentation,
+        }[kind]
         assert issubclass(cls, base), name
 
 
@@ -370,7 +396,7 @@ def test_disable_autoload_loads_only_the_builtins(site, monkeypatch):
     monkeypatch.setenv(plugins.DISABLE_AUTOLOAD_ENV, "1")
     plugins.reload_plugins()
     names = {(info.kind, info.name) for info in plugins.list_components()}
-    assert names == set(BUILTINS)
+    assert names == registered_builtins()
     assert plugins.broken_plugins() == []
     with pytest.raises(UnknownComponentError):
         plugins.get_component("backbone", "example-mlp")
@@ -456,7 +482,7 @@ def test_entry_point_to_an_already_loaded_module_keeps_it(site):
     names = {(info.kind, info.name) for info in plugins.list_components()}
     broken = [(b.name, b.stage) for b in plugins.broken_plugins()]
     assert broken == [("again", "validate")]
-    assert names == set(BUILTINS)
+    assert names == registered_builtins()
 
 
 def test_a_plugin_that_fails_in_one_hook_registers_nothing(site):
@@ -488,7 +514,7 @@ def test_unknown_name_lists_the_known_ones_and_suggests(clean_plugins):
     with pytest.raises(UnknownComponentError) as caught:
         plugins.get_component("head", "zzzzzz")
     assert "Did you mean" not in str(caught.value)
-    assert "linear, quantile" in str(caught.value)
+    assert ", ".join(plugins.get_registry("head").names()) in str(caught.value)
 
 
 def test_unknown_kind_is_a_value_error(clean_plugins):

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pricetune.hookspecs import hookimpl
+from pricetune.hookspecs import PLUGIN_API_VERSION, hookimpl
 
 __version__ = "0.1.0"
 __all__ = [
     "FineTunedPriceDirectionClassifier",
     "FineTunedPriceForecaster",
     "FineTunedPriceRegressor",
+    "PLUGIN_API_VERSION",
     "backtest",
     "hookimpl",
     "__version__",

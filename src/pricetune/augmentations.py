@@ -9,8 +9,8 @@ Strengths are relative to each window's *typical move*, the mean absolute
 one-step change of its context (the scale of ``normalization="last"``), so
 one setting means the same on a $2 gas price and on a $2,000 gold price.
 
-Built-in augmentations, chosen by name in the estimators' ``augmentations``
-parameter:
+Built-in augmentations (registered as plugins, like every component),
+chosen by name in the estimators' ``augmentations`` parameter:
 
 ``jitter(sigma=0.1, p=0.5)``
     Gaussian noise of ``sigma`` typical moves on the context (the targets
@@ -34,15 +34,17 @@ parameter:
 Randomness comes from torch's generator, which the estimators seed from
 ``random_state``, so augmented fits stay reproducible on the CPU.
 
-Custom augmentations subclass :class:`Augmentation` and are passed as
-instances (the estimators accept them next to names).
+Custom augmentations subclass
+:class:`~pricetune.components.contract.Augmentation`; pass instances to the
+estimators, or register the class under a name with a plugin's
+``register_augmentations`` hook.
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-
 import torch
+
+from pricetune.components.contract import Augmentation
 
 
 def typical_move(context: torch.Tensor) -> torch.Tensor:
@@ -74,26 +76,6 @@ def _check_positive(name: str, value: float) -> float:
     if not value > 0:
         raise ValueError(f"{name} must be positive, got {value}")
     return value
-
-
-class Augmentation(ABC):
-    """Transforms training windows: ``(context, target) -> (context, target)``.
-
-    ``context`` is ``(batch, context_length)`` and ``target`` ``(batch,
-    horizon)``, float32 raw values on the training device. Return new
-    tensors of the same shapes (do not modify the inputs in place). Draw
-    randomness from torch's default generators (``torch.rand(...,
-    device=context.device)``).
-    """
-
-    @abstractmethod
-    def __call__(
-        self, context: torch.Tensor, target: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]: ...
-
-    def __repr__(self) -> str:
-        settings = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
-        return f"{type(self).__name__}({settings})"
 
 
 class Jitter(Augmentation):
@@ -181,21 +163,17 @@ class WindowSlice(Augmentation):
         return sliced[:, :length], sliced[:, length:]
 
 
-#: the built-in augmentations by name
-BUILTIN_AUGMENTATIONS: dict[str, type[Augmentation]] = {
-    "jitter": Jitter,
-    "scaling": Scaling,
-    "magnitude_warp": MagnitudeWarp,
-    "window_slice": WindowSlice,
-}
-
-
 def build_augmentations(spec) -> list[Augmentation]:
     """The estimators' ``augmentations`` parameter as augmentation objects.
 
     ``spec`` is ``None``; a name; an :class:`Augmentation`; a list of names,
     ``(name, kwargs)`` pairs and instances; or a dict ``{name: kwargs}``.
+    Names are looked up among the registered augmentations (built-in or
+    from plugins; an unknown name raises
+    :class:`~pricetune.registry.UnknownComponentError`).
     """
+    from pricetune.plugins import get_component
+
     if spec is None:
         return []
     if isinstance(spec, str | Augmentation):
@@ -221,12 +199,7 @@ def build_augmentations(spec) -> list[Augmentation]:
                 f"each augmentation must be a name, a (name, kwargs) pair or an "
                 f"Augmentation, got {item!r}"
             )
-        if name not in BUILTIN_AUGMENTATIONS:
-            raise ValueError(
-                f"unknown augmentation {name!r}; choose from "
-                f"{sorted(BUILTIN_AUGMENTATIONS)} or pass an Augmentation"
-            )
-        cls = BUILTIN_AUGMENTATIONS[name]
+        cls = get_component("augmentation", name)
         try:
             built.append(cls(**(kwargs or {})))
         except TypeError as error:

@@ -3,8 +3,9 @@
 Everything here is lazy: nothing is imported until a registry is first asked
 for. A plugin that fails to import, declares a hook that does not exist, or
 raises while registering is logged with its name and skipped; the others keep
-working. Set ``PRICETUNE_DISABLE_PLUGIN_AUTOLOAD=1`` to load only the
-built-ins (entry points are then ignored).
+working. So is a plugin written for an incompatible plugin API version (see
+:func:`api_incompatibility`). Set ``PRICETUNE_DISABLE_PLUGIN_AUTOLOAD=1`` to
+load only the built-ins (entry points are then ignored).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import os
+import re
 import threading
 from dataclasses import dataclass
 
@@ -29,6 +31,7 @@ _HOOK_FOR_KIND = {
     "backbone": "register_backbones",
     "head": "register_heads",
     "strategy": "register_strategies",
+    "augmentation": "register_augmentations",
 }
 
 
@@ -38,8 +41,56 @@ class BrokenPlugin:
 
     name: str
     distribution: str
-    stage: str  # "import", "validate" or "register_<kind>s"
+    stage: str  # "import", "api-version", "validate" or "register_<kind>s"
     error: str
+
+
+_VERSION_PATTERN = re.compile(r"(\d+)(?:\.(\d+))?")
+
+
+def _parse_api_version(value: object) -> tuple[int, int] | None:
+    if not isinstance(value, str):
+        return None
+    match = _VERSION_PATTERN.fullmatch(value.strip())
+    if match is None:
+        return None
+    return int(match.group(1)), int(match.group(2) or 0)
+
+
+def api_incompatibility(plugin: object) -> str | None:
+    """Why ``plugin`` cannot load under this pricetune's plugin API, or ``None``.
+
+    A plugin declares the API version it targets in its module attribute
+    ``PRICETUNE_PLUGIN_API`` (``"MAJOR.MINOR"`` or ``"MAJOR"``). It loads when
+    the major version equals :data:`pricetune.hookspecs.PLUGIN_API_VERSION`'s
+    and its minor version is not newer. A plugin that declares nothing is
+    taken to target ``"1.0"``.
+    """
+    current = _parse_api_version(hookspecs.PLUGIN_API_VERSION)
+    assert current is not None
+    attribute = hookspecs.PLUGIN_API_ATTRIBUTE
+    declared = getattr(plugin, attribute, "1.0")
+    wanted = _parse_api_version(declared)
+    pricetune = f"pricetune {_version('pricetune')}"
+    if wanted is None:
+        return (
+            f"{attribute} = {declared!r} is not a version such as "
+            f"{hookspecs.PLUGIN_API_VERSION!r}"
+        )
+    if wanted[0] != current[0]:
+        return (
+            f"the plugin targets plugin API {declared}, but {pricetune} provides "
+            f"plugin API {hookspecs.PLUGIN_API_VERSION}: a different major "
+            f"version is incompatible. Install a release of the plugin built "
+            f"for plugin API {current[0]}.x"
+            + (", or upgrade pricetune" if wanted[0] > current[0] else "")
+        )
+    if wanted[1] > current[1]:
+        return (
+            f"the plugin targets plugin API {declared}, newer than the plugin "
+            f"API {hookspecs.PLUGIN_API_VERSION} of {pricetune}: upgrade pricetune"
+        )
+    return None
 
 
 class PluginState:
@@ -81,6 +132,10 @@ class PluginState:
         self._register(plugin, entry_point.name, provenance)
 
     def _register(self, plugin: object, name: str, provenance: tuple[str, str]) -> bool:
+        incompatible = api_incompatibility(plugin)
+        if incompatible is not None:
+            self._skip(name, provenance[0], "api-version", incompatible)
+            return False
         registered = False
         try:
             self.pm.register(plugin, name=name)
@@ -216,7 +271,8 @@ def register_plugin(plugin: object, name: str) -> bool:
 
 
 def get_registry(kind: str) -> ComponentRegistry:
-    """Return the registry of ``kind`` ("backbone", "head" or "strategy")."""
+    """Return the registry of ``kind`` ("backbone", "head", "strategy" or
+    "augmentation")."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     return _loaded().registries[kind]

@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-KINDS = ("backbone", "head", "strategy")
+KINDS = ("backbone", "head", "strategy", "augmentation")
 _NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from pricetune.hookspecs import hookimpl
+from pricetune.hookspecs import PLUGIN_API_VERSION, hookimpl
+
+# the built-ins target the plugin API of the core they ship with
+PRICETUNE_PLUGIN_API = PLUGIN_API_VERSION
 
 
 @hookimpl
@@ -63,3 +66,13 @@ def register_strategies(registry):
     registry.add("prefix", PrefixTuning)
     registry.add("adapter", BottleneckAdapters)
     registry.add("gradual", GradualUnfreezing)
+
+
+@hookimpl
+def register_augmentations(registry):
+    from pricetune.augmentations import Jitter, MagnitudeWarp, Scaling, WindowSlice
+
+    registry.add("jitter", Jitter)
+    registry.add("scaling", Scaling)
+    registry.add("magnitude_warp", MagnitudeWarp)
+    registry.add("window_slice", WindowSlice)

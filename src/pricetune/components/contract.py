@@ -1,4 +1,6 @@
-"""The contract between the forecaster and its three kinds of components.
+"""The contract between the forecaster and its components: backbones, heads
+and strategies, which build the model, and augmentations of its training
+windows.
 
 The forecaster assembles a :class:`~pricetune.model.PatchForecastModel`::
 
@@ -82,16 +84,16 @@ class Head(nn.Module):
         the quantile levels of :meth:`to_quantiles`' outputs, strictly
         increasing in (0, 1), for a probabilistic head; ``None`` for a point
         head. Quantiles must not cross (non-decreasing along the last axis).
+    probabilistic : bool (class attribute)
+        ``True`` when instances have ``quantiles``; read before the head is
+        built (through :meth:`gives_quantiles`), to tell sktime whether the
+        forecaster gives intervals.
 
     A head whose :meth:`forward` gives the forecast values themselves (a
     point or a quantile head) needs only :meth:`forward` and :meth:`loss`. A
     head that outputs something else, such as a distribution's parameters,
     also overrides :meth:`to_quantiles` (parameters to quantiles) and
     :meth:`shift` (how a covariate effect moves its outputs).
-    probabilistic : bool (class attribute)
-        ``True`` when instances have ``quantiles``; read before the head is
-        built (through :meth:`gives_quantiles`), to tell sktime whether the
-        forecaster gives intervals.
     """
 
     n_outputs: int = 1
@@ -179,6 +181,31 @@ class Strategy(ABC):
         """Called after each optimiser step (``step`` counts from 1), before
         the gradients are cleared."""
         return None  # optional hook
+
+
+class Augmentation(ABC):
+    """Transforms a batch of training windows: ``(context, target) ->
+    (context, target)``.
+
+    Constructor keywords come from the estimators' ``augmentations``
+    parameter (``("name", {...})``). ``context`` is ``(batch,
+    context_length)`` and ``target`` ``(batch, horizon)``: float32 raw
+    values (before normalisation) on the training device. Return new
+    tensors of the same shapes, dtype and device; never modify the inputs in
+    place. Draw randomness from torch's default generators (``torch.rand(...,
+    device=context.device)``), which the estimators seed, so fits stay
+    reproducible. The trainer applies augmentations to training batches
+    only, never to validation or prediction inputs.
+    """
+
+    @abstractmethod
+    def __call__(
+        self, context: torch.Tensor, target: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def __repr__(self) -> str:
+        settings = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({settings})"
 
 
 def check_quantile_levels(levels: Sequence[float]) -> tuple[float, ...]:

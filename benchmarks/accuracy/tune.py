@@ -1,0 +1,280 @@
+"""Tuning grid for the default FineTunedPriceForecaster (docs/accuracy.md).
+
+Runs candidate configurations through the backtest on the *validation*
+origins (the five origins just before the evaluation ones) and, with
+``--split eval``, on the evaluation origins; one process per job, one thread
+each. Seed ensembles are formed afterwards by averaging the saved forecasts
+and quantiles of single-seed runs (``--combine``).
+
+    python benchmarks/accuracy/tune.py --data monthly --split val --jobs 2
+    python benchmarks/accuracy/tune.py --data monthly --combine
+
+Each job writes ``<out>/<data>-<split>/<config>-s<seed>.csv`` (the
+backtest's forecast rows); ``--combine`` prints and writes ``summary.csv``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import os
+import time
+from pathlib import Path
+
+HORIZON = {"monthly": 12, "daily": 20}
+STEP = {"monthly": 12, "daily": 20}
+
+BASE = {"head": "quantile", "strategy": "full"}
+
+
+def configs(data: str) -> dict[str, dict]:
+    """name -> FineTunedPriceForecaster parameters (``log``: fit on log
+    prices through sktime's TransformedTargetForecaster)."""
+    grid = {
+        "default": {},  # FineTunedPriceForecaster() as shipped
+        "minilm-lora-c24": {"context_length": 24, "patch_length": 6},
+        "minilm-lora-c64-mean": {"normalization": "mean"},
+        "minilm-lora-c64-log": {"log": True},
+        "none-c24": {
+            **BASE,
+            "backbone": "none",
+            "context_length": 24,
+            "patch_length": 6,
+        },
+        "none-c64": {**BASE, "backbone": "none"},
+        "none-c64-mean": {**BASE, "backbone": "none", "normalization": "mean"},
+        "none-c64-log": {**BASE, "backbone": "none", "log": True},
+        "none-c24-log": {
+            **BASE,
+            "backbone": "none",
+            "context_length": 24,
+            "patch_length": 6,
+            "log": True,
+        },
+        "lstm-c24": {
+            **BASE,
+            "backbone": "lstm",
+            "context_length": 24,
+            "patch_length": 6,
+        },
+        "lstm-c64": {**BASE, "backbone": "lstm"},
+        "lstm-c64-log": {**BASE, "backbone": "lstm", "log": True},
+        "gru-c64": {**BASE, "backbone": "gru"},
+        "none-c64-wd": {**BASE, "backbone": "none", "weight_decay": 0.01},
+        "minilm-frozen-c64": {"strategy": "frozen"},
+        "minilm-layernorm-c64": {"strategy": "layernorm"},
+        "minilm-lora-c64-lr3e-4": {"learning_rate": 3e-4},
+        "minilm-lora-c24-log": {"context_length": 24, "patch_length": 6, "log": True},
+        "none-c24-e5": {
+            **BASE,
+            "backbone": "none",
+            "context_length": 24,
+            "patch_length": 6,
+            "max_epochs": 5,
+        },
+        "none-c24-lr1e-4": {
+            **BASE,
+            "backbone": "none",
+            "context_length": 24,
+            "patch_length": 6,
+            "learning_rate": 1e-4,
+        },
+        "none-c64-lr1e-4": {**BASE, "backbone": "none", "learning_rate": 1e-4},
+        "lstm-c24-lr1e-4": {
+            **BASE,
+            "backbone": "lstm",
+            "context_length": 24,
+            "patch_length": 6,
+            "learning_rate": 1e-4,
+        },
+        "minilm-lora-c24-lr1e-4": {
+            "context_length": 24,
+            "patch_length": 6,
+            "learning_rate": 1e-4,
+        },
+        "minilm-lora-c64-e5": {"max_epochs": 5},
+        "gru-c24": {**BASE, "backbone": "gru", "context_length": 24, "patch_length": 6},
+        "lstm-c24-log": {
+            **BASE,
+            "backbone": "lstm",
+            "context_length": 24,
+            "patch_length": 6,
+            "log": True,
+        },
+    }
+    if data == "daily":
+        grid = {
+            "default": {},
+            "minilm-lora-c128": {"context_length": 128, "patch_length": 16},
+            "minilm-lora-c64-log": {"log": True},
+            "none-c64": {**BASE, "backbone": "none"},
+            "none-c128": {
+                **BASE,
+                "backbone": "none",
+                "context_length": 128,
+                "patch_length": 16,
+            },
+            "none-c64-log": {**BASE, "backbone": "none", "log": True},
+            "lstm-c64": {**BASE, "backbone": "lstm"},
+            "lstm-c64-log": {**BASE, "backbone": "lstm", "log": True},
+            "none-c64-mean": {**BASE, "backbone": "none", "normalization": "mean"},
+            "minilm-lora-c64-mean": {"normalization": "mean"},
+        }
+    return grid
+
+
+BASELINES = ["naive", "drift", "autoarima", "autoets", "theta", "fracast"]
+
+
+def build(params: dict, seed: int, device: str):
+    from pricetune import FineTunedPriceForecaster
+    from pricetune.backtesting.models import ModelSpec
+
+    params = dict(params)
+    log = params.pop("log", False)
+    forecaster = FineTunedPriceForecaster(
+        **params, random_state=seed, verbose=0, device=device
+    )
+    if log:
+        from sktime.forecasting.compose import TransformedTargetForecaster
+        from sktime.transformations.series.boxcox import LogTransformer
+
+        forecaster = TransformedTargetForecaster(
+            [("log", LogTransformer()), ("model", forecaster)]
+        )
+    return ModelSpec("x", forecaster, True, "tuning")
+
+
+def gap(data: str, split: str) -> int:
+    h, step = HORIZON[data], STEP[data]
+    return h + (5 * step if split == "val" else 0)
+
+
+def run_job(job):
+    data, split, name, seed, out, device = job
+    import torch
+
+    torch.set_num_threads(1)
+    from pricetune.backtesting import backtest
+    from pricetune.backtesting.models import ModelSpec, get_model
+
+    path = Path(out) / f"{data}-{split}" / f"{name}-s{seed}.csv"
+    if path.exists():
+        return name, seed, 0.0
+    started = time.time()
+    if name in BASELINES:
+        spec = get_model(name)
+    else:
+        spec = build(configs(data)[name], seed, device)
+    spec = ModelSpec(name, spec.estimator, spec.global_, spec.group)
+    result = backtest(
+        data,
+        [spec],
+        horizon=HORIZON[data],
+        n_origins=5,
+        step=STEP[data],
+        gap=gap(data, split),
+        raise_errors=True,
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame = result.forecasts
+    fits = result.fits.groupby("cutoff")["seconds"].sum().mean()
+    frame["fit_s"] = fits
+    frame["trainable"] = result.fits["n_trainable"].max()
+    frame.to_csv(path, index=False)
+    return name, seed, time.time() - started
+
+
+def combine(out: Path, data: str, split: str, seeds_for_ensemble=3):
+    import numpy as np
+    import pandas as pd
+
+    from pricetune.backtesting.runner import LEVELS, score, summarise
+
+    folder = out / f"{data}-{split}"
+    frames = [pd.read_csv(p) for p in sorted(folder.glob("*.csv"))]
+    if not frames:
+        return None
+    every = pd.concat(frames, ignore_index=True)
+    every["seed"] = 0
+    for p, frame in zip(sorted(folder.glob("*.csv")), frames, strict=True):
+        stem = p.stem
+        model, seed = stem.rsplit("-s", 1)
+        frame["model"], frame["seed"] = model, int(seed)
+    every = pd.concat(frames, ignore_index=True)
+    rows = []
+    q = [f"q{level:g}" for level in LEVELS]
+    keys = ["model", "series", "cutoff", "step", "time"]
+    single = every[every["seed"] == 0].copy()
+    ensembles = []
+    for model, group in every.groupby("model"):
+        n = group["seed"].nunique()
+        if n >= 2:
+            mean = group.groupby(keys, sort=False)[["forecast", *q]].mean()
+            first = group[group["seed"] == group["seed"].min()].set_index(keys)
+            ens = first.copy()
+            ens[["forecast", *q]] = mean.loc[first.index]
+            ens = ens.reset_index()
+            ens["model"] = f"{model}-ens{n}"
+            ens["fit_s"] = first["fit_s"].to_numpy() * n
+            ensembles.append(ens)
+    frame = pd.concat([single, *ensembles], ignore_index=True)
+    scores = score(frame, LEVELS)
+    fits = (
+        frame.groupby(["model", "cutoff"])[["fit_s", "trainable"]]
+        .first()
+        .reset_index()
+        .rename(columns={"fit_s": "seconds", "trainable": "n_trainable"})
+    )
+    fits["series"] = "*"
+    table = summarise(frame, scores, fits, HORIZON[data])
+    table.to_csv(folder.parent / f"summary-{data}-{split}.csv")
+    del rows, np
+    return table
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data", default="monthly")
+    parser.add_argument("--split", default="val", choices=["val", "eval"])
+    parser.add_argument("--only", default="*", help="comma-separated globs")
+    parser.add_argument("--seeds", default="0")
+    parser.add_argument("--baselines", action="store_true")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", default="benchmarks/accuracy/results")
+    parser.add_argument("--combine", action="store_true")
+    args = parser.parse_args()
+    out = Path(args.out)
+    if args.combine:
+        import pandas as pd
+
+        pd.set_option("display.width", 250)
+        for split in ("val", "eval"):
+            table = combine(out, args.data, split)
+            if table is not None:
+                print(f"\n== {args.data} {split}")
+                print(table.round(3).to_string())
+        return
+    patterns = args.only.split(",")
+    names = [
+        n for n in configs(args.data) if any(fnmatch.fnmatch(n, p) for p in patterns)
+    ]
+    if args.baselines:
+        names = BASELINES + names
+    seeds = [int(s) for s in args.seeds.split(",")]
+    jobs = [
+        (args.data, args.split, name, seed, str(out), args.device)
+        for name in names
+        for seed in (seeds if name not in BASELINES else [0])
+    ]
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from multiprocessing import get_context
+
+    with get_context("spawn").Pool(args.jobs) as pool:
+        for name, seed, seconds in pool.imap_unordered(run_job, jobs):
+            print(f"{name} seed {seed}: {seconds:.0f}s", flush=True)
+
+
+if __name__ == "__main__":
+    main()

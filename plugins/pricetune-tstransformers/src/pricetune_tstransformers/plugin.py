@@ -1,0 +1,20 @@
+"""The module the ``pricetune`` entry point names: registers the backbones."""
+
+from __future__ import annotations
+
+import pricetune
+
+PRICETUNE_PLUGIN_API = "1.0"
+
+
+@pricetune.hookimpl
+def register_backbones(registry):
+    from pricetune_tstransformers.backbones import (
+        PatchTSMixerBackbone,
+        PatchTSTBackbone,
+        TimesFmBackbone,
+    )
+
+    registry.add("patchtst", PatchTSTBackbone)
+    registry.add("patchtsmixer", PatchTSMixerBackbone)
+    registry.add("timesfm", TimesFmBackbone)

@@ -1,0 +1,261 @@
+"""The rolling-origin splitter (no look-ahead, shared cut-offs) and the
+backtest runner on tiny models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sktime.forecasting.naive import NaiveForecaster
+
+import pricetune
+from pricetune import FineTunedPriceForecaster
+from pricetune.backtesting import (
+    backtest,
+    load_panel,
+    make_cutoffs,
+    rolling_splits,
+    train_test,
+)
+from pricetune.backtesting.models import ModelSpec, get_model, is_global
+
+SEEN: list = []
+
+
+class SpyNaive(NaiveForecaster):
+    """A local model that records the last time point it is fitted on."""
+
+    def _fit(self, y, X=None, fh=None):
+        SEEN.append(("local", y.name, y.index[-1]))
+        return super()._fit(y, X=X, fh=fh)
+
+
+class SpyPricetune(FineTunedPriceForecaster):
+    """A global model that records each series' last time point in fit."""
+
+    def _fit(self, y, X=None, fh=None):
+        for name, rows in y.groupby(level=0):
+            SEEN.append(("global", name, rows.index.get_level_values(-1)[-1]))
+        return super()._fit(y, X=X, fh=fh)
+
+
+def _panel(n=60):
+    index = pd.period_range("2000-01", periods=n, freq="M")
+    rng = np.random.default_rng(0)
+    return {
+        "a": pd.Series(100 + rng.normal(size=n).cumsum(), index=index, name="a"),
+        # ends one month early and starts later
+        "b": pd.Series(
+            50 + rng.normal(size=n - 11).cumsum(), index=index[10:-1], name="b"
+        ),
+    }
+
+
+def test_cutoffs_end_a_horizon_before_the_first_series_to_end():
+    panel = _panel()
+    cutoffs = make_cutoffs(panel, horizon=6, n_origins=3, step=4)
+    last_b = panel["b"].index[-1]
+    assert cutoffs == [last_b - 14, last_b - 10, last_b - 6]
+    assert make_cutoffs(panel, 6, 2, gap=10)[-1] == last_b - 10
+
+
+def test_cutoffs_of_the_builtin_monthly_panel():
+    panel = load_panel("monthly")
+    assert list(panel) == ["brent", "wti", "henry_hub", "gold"]
+    cutoffs = make_cutoffs(panel, horizon=12, n_origins=5)
+    end = min(series.index[-1] for series in panel.values())
+    assert cutoffs == [end - 12 * k for k in (5, 4, 3, 2, 1)]
+
+
+def test_too_many_origins_fail():
+    with pytest.raises(ValueError, match="too short"):
+        make_cutoffs(_panel(), horizon=6, n_origins=20)
+
+
+def test_splits_never_look_ahead():
+    panel = _panel()
+    cutoffs = make_cutoffs(panel, horizon=6, n_origins=3)
+    splits = rolling_splits(panel, cutoffs, horizon=6)
+    assert {(s.series, s.cutoff) for s in splits} == {
+        (name, c) for name in panel for c in cutoffs
+    }
+    for split in splits:
+        series = panel[split.series]
+        assert split.train.index[-1] == split.cutoff
+        assert split.train.index.max() < split.test.index.min()
+        assert len(split.test) == 6
+        # the training data are exactly the series up to the cut-off
+        assert split.train.equals(series.loc[: split.cutoff])
+        assert split.test.index[0] == split.cutoff + 1
+
+
+def test_series_too_short_at_an_origin_is_left_out():
+    panel = _panel()
+    cutoffs = [panel["b"].index[3], panel["b"].index[30]]
+    splits = rolling_splits(panel, cutoffs, horizon=6, min_train=10)
+    assert ("b", cutoffs[0]) not in {(s.series, s.cutoff) for s in splits}
+    assert ("b", cutoffs[1]) in {(s.series, s.cutoff) for s in splits}
+
+
+def test_train_test_by_label():
+    series = _panel()["a"]
+    train, test = train_test(series, series.index[9], 3)
+    assert len(train) == 10 and list(test.index) == list(series.index[10:13])
+
+
+def test_models_only_see_data_up_to_the_cutoff_and_share_cutoffs():
+    SEEN.clear()
+    panel = _panel()
+    tiny = FineTunedPriceForecaster.get_test_params()[1]
+    models = {
+        "spy-local": SpyNaive(strategy="last"),
+        "spy-global": SpyPricetune(**{**tiny, "context_length": 8}),
+    }
+    result = backtest(panel, models, horizon=6, n_origins=3, step=6)
+    cutoffs = result.cutoffs
+    # every fit saw each series exactly up to one of the cut-offs
+    seen = pd.DataFrame(SEEN, columns=["kind", "series", "last"])
+    assert set(seen["last"]) <= set(cutoffs)
+    for kind in ("local", "global"):
+        rows = seen[seen["kind"] == kind]
+        assert sorted(map(str, rows["last"])) == sorted(
+            str(c) for c in cutoffs for _ in panel
+        )
+    # and every model was scored on the same (series, cut-off) pairs
+    pairs = result.forecasts.groupby("model")[["series", "cutoff"]].apply(
+        lambda rows: frozenset(map(tuple, rows.drop_duplicates().to_numpy()))
+    )
+    assert pairs.nunique() == 1 and len(pairs.iloc[0]) == 2 * 3
+    assert list(result.table.index) == sorted(
+        result.table.index, key=lambda m: result.table.loc[m, "relMAE"]
+    )
+    assert result.config["models"]["spy-global"]["global"] is True
+    assert result.config["models"]["spy-local"]["global"] is False
+
+
+def test_naive_scores_one_and_forecast_rows_are_complete():
+    panel = _panel()
+    result = backtest(panel, ["naive", "drift"], horizon=4, n_origins=2)
+    naive = result.table.loc["naive"]
+    assert naive["relMAE"] == pytest.approx(1.0)
+    assert naive["MSPE ratio"] == pytest.approx(1.0)
+    assert np.isnan(naive["DM"]) and np.isnan(naive["DA"])
+    rows = result.forecasts[result.forecasts["model"] == "naive"]
+    np.testing.assert_allclose(rows["forecast"], rows["last"])
+    assert len(result.forecasts) == 2 * 2 * 2 * 4  # models, series, origins, steps
+    # naive is probabilistic in sktime: it has quantiles and a coverage
+    assert 0 <= naive["cov80"] <= 1 and naive["wQL"] > 0
+
+
+def test_scores_match_the_metrics_on_one_forecast():
+    from pricetune.backtesting import metrics as M
+
+    panel = _panel()
+    result = backtest(panel, ["drift"], horizon=4, n_origins=1)
+    row = result.scores.iloc[0]
+    split = rolling_splits(panel, result.cutoffs, 4)[0]
+    forecast = result.forecasts.query(
+        "series == @split.series and cutoff == @row.cutoff"
+    )["forecast"]
+    assert row["MASE"] == pytest.approx(
+        M.mase(split.test, forecast, split.train.to_numpy())
+    )
+    assert row["relMAE"] == pytest.approx(
+        M.relative_mae(split.test, forecast, split.train)
+    )
+
+
+def test_a_failing_model_is_noted_not_fatal():
+    class Broken(NaiveForecaster):
+        def _fit(self, y, X=None, fh=None):
+            raise RuntimeError("boom")
+
+    result = backtest(
+        _panel(),
+        {"naive": NaiveForecaster(), "broken": Broken()},
+        horizon=4,
+        n_origins=1,
+    )
+    assert list(result.table.index) == ["naive"]
+    assert any("broken failed" in note for note in result.notes)
+    with pytest.raises(RuntimeError, match="boom"):
+        backtest(
+            _panel(), {"broken": Broken()}, horizon=4, n_origins=1, raise_errors=True
+        )
+
+
+def test_named_models_and_global_detection():
+    from sktime.forecasting.compose import TransformedTargetForecaster
+    from sktime.transformations.series.boxcox import LogTransformer
+
+    spec = get_model("lstm", quick=True)
+    assert isinstance(spec, ModelSpec) and spec.global_
+    assert spec.estimator.get_params()["backbone"] == "lstm"
+    assert not get_model("theta").global_
+    assert get_model("minilm-random-lora").params["backbone_kwargs"] == {
+        "pretrained": False
+    }
+    wrapped = TransformedTargetForecaster(
+        [("log", LogTransformer()), ("model", FineTunedPriceForecaster())]
+    )
+    assert is_global(wrapped) and not is_global(NaiveForecaster())
+    with pytest.raises(ValueError, match="unknown model"):
+        get_model("prophet")
+
+
+def test_pricetune_backtest_is_exported():
+    assert pricetune.backtest is backtest
+
+
+def test_csv_data_and_saved_outputs(tmp_path):
+    panel = _panel()
+    wide = pd.DataFrame(panel)
+    wide.index = wide.index.to_timestamp()
+    wide.index.name = "date"
+    wide.to_csv(tmp_path / "prices.csv")
+    loaded = load_panel(str(tmp_path / "prices.csv"))
+    assert list(loaded) == ["a", "b"] and loaded["a"].index.freqstr == "M"
+    result = backtest(
+        str(tmp_path / "prices.csv"),
+        ["naive", "theta"],
+        horizon=3,
+        n_origins=2,
+        output_dir=tmp_path / "out",
+    )
+    for name in ["summary.csv", "scores.csv", "forecasts.csv", "results.json"]:
+        assert (tmp_path / "out" / name).stat().st_size > 0
+    assert (tmp_path / "out" / "error_by_horizon.png").read_bytes()[:4] == b"\x89PNG"
+    assert set(result.config["series"]) == {"a", "b"}
+
+
+def test_max_history_caps_what_models_fit_on_but_not_the_scale():
+    lengths = []
+
+    class LengthSpy(NaiveForecaster):
+        def _fit(self, y, X=None, fh=None):
+            lengths.append(len(y))
+            return super()._fit(y, X=X, fh=fh)
+
+    panel = _panel()
+    full = backtest(panel, {"spy": LengthSpy()}, horizon=4, n_origins=2)
+    assert max(lengths) > 20
+    lengths.clear()
+    capped = backtest(
+        panel, {"spy": LengthSpy()}, horizon=4, n_origins=2, max_history=20
+    )
+    assert lengths == [20] * 4
+    pd.testing.assert_series_equal(full.forecasts["scale"], capped.forecasts["scale"])
+
+
+def test_fracast_reference_runs_zero_shot_in_the_backtest():
+    # fracast is in the test extra; it ships its weights in the wheel
+    from pricetune.backtesting.models import FracastForecaster
+
+    panel = _panel()
+    result = backtest(panel, ["naive", "fracast"], horizon=4, n_origins=2)
+    row = result.table.loc["fracast"]
+    assert np.isfinite(row["relMAE"]) and 0.0 <= row["cov80"] <= 1.0
+    series = panel[next(iter(panel))]
+    forecaster = FracastForecaster().fit(series, fh=[1, 2, 3])
+    quantiles = forecaster.predict_quantiles(alpha=[0.1, 0.5, 0.9]).to_numpy()
+    assert quantiles.shape == (3, 3) and np.all(np.diff(quantiles, axis=1) >= 0)

@@ -1,0 +1,90 @@
+"""``pricetune backtest --quick``: the CI smoke run of the backtest."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from pricetune.cli import main
+
+
+def test_backtest_quick_prints_the_table_and_writes_every_output(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    out_dir = tmp_path / "bt"
+    assert (
+        main(
+            [
+                "backtest",
+                "--quick",
+                "--origins",
+                "2",
+                "--output-dir",
+                str(out_dir),
+                "--verbose",
+                "0",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    models = ["naive", "drift", "theta", "none", "lstm"]
+    table = [line.split()[0] for line in out.splitlines() if line.split()]
+    for model in models:
+        assert model in table
+    for column in ["relMAE", "MASE", "sMAPE", "MSPE", "DA", "wQL", "cov80", "DM"]:
+        assert column in out
+    summary = pd.read_csv(out_dir / "summary.csv", index_col="model")
+    assert set(summary.index) == set(models)
+    assert summary["relMAE"].is_monotonic_increasing
+    assert summary.loc["naive", "relMAE"] == 1.0
+    results = json.loads((out_dir / "results.json").read_text())
+    assert len(results["cutoffs"]) == 2 and results["config"]["horizon"] == 12
+    forecasts = pd.read_csv(out_dir / "forecasts.csv")
+    pairs = forecasts.groupby("model")[["series", "cutoff"]].apply(
+        lambda rows: frozenset(map(tuple, rows.drop_duplicates().to_numpy()))
+    )
+    # every model saw the same cut-offs, for both series
+    assert pairs.nunique() == 1
+    assert pairs.iloc[0] == {
+        (series, cutoff) for series in ["brent", "wti"] for cutoff in results["cutoffs"]
+    }
+    for png in ["error_by_horizon.png", "forecasts_brent.png", "forecasts_wti.png"]:
+        assert (out_dir / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_backtest_quick_ablation(tmp_path, capsys):
+    assert (
+        main(
+            [
+                "backtest",
+                "--quick",
+                "--ablation",
+                "--data",
+                "brent",
+                "--origins",
+                "1",
+                "--horizon",
+                "6",
+                "--output-dir",
+                "-",
+                "--verbose",
+                "0",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    for variant in [
+        "minilm-pretrained-full",
+        "minilm-pretrained-frozen",
+        "minilm-pretrained-layernorm",
+        "minilm-pretrained-lora",
+        "minilm-random-full",
+        "minilm-random-lora",
+        "no-backbone",
+    ]:
+        assert variant in out
+    assert "trainable" in out and "fit s" in out
