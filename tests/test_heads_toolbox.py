@@ -295,6 +295,4 @@ def test_the_interval_tag_follows_the_head_options():
         assert forecaster.get_tag("capability:pred_int") is expected, (head, kwargs)
         # set_params re-reads the options
         forecaster.set_params(head_kwargs={"quantiles": None})
-        assert forecaster.get_tag("capability:pred_int") is (
-            head == "student_t"
-        ), head
+        assert forecaster.get_tag("capability:pred_int") is (head == "student_t"), head
