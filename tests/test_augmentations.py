@@ -217,8 +217,8 @@ def test_adversarial_term_raises_the_loss_and_changes_the_fit(brent_monthly):
     model = tiny_model()
     clean = Trainer(TrainingConfig(1, 64, 1e-3), CPU, None)
     fgsm = Trainer(TrainingConfig(1, 64, 1e-3, adversarial_epsilon=0.5), CPU, None)
-    clean_loss = clean._training_loss(model, clean_batch, model)
-    mixed_loss = fgsm._training_loss(model, clean_batch, model)
+    clean_loss = clean._training_loss(model, clean_batch, model).detach()
+    mixed_loss = fgsm._training_loss(model, clean_batch, model).detach()
     # the mean of the clean and the adversarial loss: above the clean one
     assert float(mixed_loss) > float(clean_loss)
     adversarial = 2 * float(mixed_loss) - float(clean_loss)
