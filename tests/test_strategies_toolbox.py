@@ -501,3 +501,55 @@ def test_pricetune_plugins_lists_the_new_strategies(capsys):
     listed = {tuple(line.split()[:2]) for line in capsys.readouterr().out.splitlines()}
     for name in ["adalora", "ia3", "prefix", "adapter", "gradual"]:
         assert ("strategy", name) in listed
+
+
+def test_adalora_adds_peft_orthogonality_penalty_to_training_only():
+    model = minilm_model()
+    strategy = apply(model, "adalora", init_r=4, target_r=2, orth_reg_weight=0.5)
+    penalty = strategy.loss_penalty(model)
+    # peft's formula, written out: the mean over lora_A and lora_B matrices
+    # of ||A A^T - I||_F (A) and ||B^T B - I||_F (B), times the weight
+    distances = []
+    for name, weight in model.backbone.body.named_parameters():
+        if "lora_A" in name:
+            gram = weight @ weight.T
+        elif "lora_B" in name:
+            gram = weight.T @ weight
+        else:
+            continue
+        distances.append(torch.linalg.norm(gram - torch.eye(len(gram)), "fro"))
+    assert len(distances) == 4  # query and value, A and B each
+    assert float(penalty) == pytest.approx(0.5 * float(sum(distances)) / 4, rel=1e-5)
+    penalty.backward()
+    assert any(
+        p.grad is not None and p.grad.abs().sum() > 0
+        for n, p in model.named_parameters()
+        if "lora_A" in n
+    )
+    off = apply(minilm_model(), "adalora", init_r=4, target_r=2, orth_reg_weight=0)
+    assert off.loss_penalty(model) is None
+    with pytest.raises(ValueError, match="orth_reg_weight must not be negative"):
+        get_component("strategy", "adalora")(orth_reg_weight=-1)
+
+
+def test_the_trainer_adds_a_strategy_penalty_to_training_losses_only(y):
+    class Penalised(get_component("strategy", "full")):
+        def loss_penalty(self, model):
+            return torch.tensor(100.0)
+
+    windows = series_windows(y.to_numpy(dtype=float), 16, 3)
+    histories = []
+    for strategy in (get_component("strategy", "full")(), Penalised()):
+        model = lstm_model(num_layers=1)
+        strategy.apply(model)
+        config = TrainingConfig(max_epochs=1, batch_size=32, learning_rate=1e-3)
+        histories.append(
+            Trainer(config, torch.device("cpu"), None).fit(
+                model, windows, torch.Generator().manual_seed(0), strategy=strategy
+            )[0]
+        )
+    plain, penalised = histories
+    # a constant penalty has no gradient: the same weights, the same
+    # validation loss, and a training loss 100 higher
+    assert penalised["train_loss"] == pytest.approx(plain["train_loss"] + 100.0)
+    assert penalised["validation_loss"] == pytest.approx(plain["validation_loss"])

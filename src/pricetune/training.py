@@ -398,7 +398,9 @@ class Trainer:
             group_size = sum(len(batch) for batch in group)
             optimiser.zero_grad(set_to_none=True)
             for batch in group:
-                loss = self._training_loss(model, source.batch(batch), forward)
+                loss = self._training_loss(
+                    model, source.batch(batch), forward, strategy
+                )
                 (loss * (len(batch) / group_size)).backward()
                 total += loss.detach() * len(batch)
             if config.gradient_clip is not None:
@@ -412,9 +414,15 @@ class Trainer:
                 strategy.on_optimizer_step(model, scheduler.last_epoch)
         return float(total)  # one synchronisation per epoch
 
-    def _training_loss(self, model, batch, forward) -> torch.Tensor:
-        """The loss of a training batch, after the augmentations and with
-        the adversarial term when ``adversarial_epsilon`` is set."""
+    def _training_loss(self, model, batch, forward, strategy=None) -> torch.Tensor:
+        """The loss of a training batch, after the augmentations, with the
+        adversarial term when ``adversarial_epsilon`` is set and the
+        strategy's :meth:`~pricetune.components.contract.Strategy.loss_penalty`."""
+        penalty = None if strategy is None else strategy.loss_penalty(model)
+        loss = self._data_loss(model, batch, forward)
+        return loss if penalty is None else loss + penalty
+
+    def _data_loss(self, model, batch, forward) -> torch.Tensor:
         config = self.config
         context, target, covariates = batch
         if config.augmentations:

@@ -136,8 +136,9 @@ class Strategy(ABC):
     Only :meth:`apply` is required. The training loop also calls the optional
     hooks below, whose defaults do nothing, so a strategy can change the
     optimiser's parameter groups (discriminative learning rates), unfreeze
-    parameters as training goes on (gradual unfreezing), or act after each
-    optimiser step (AdaLoRA's rank re-allocation). The optimiser holds every
+    parameters as training goes on (gradual unfreezing), add a penalty to the
+    training loss, or act after each optimiser step (AdaLoRA's rank
+    re-allocation). The optimiser holds every
     parameter that is trainable after :meth:`apply`; one whose
     ``requires_grad`` a hook turns off later gets no gradient and is skipped.
     """
@@ -176,6 +177,12 @@ class Strategy(ABC):
         continues from the checkpoint in a resumed run). Must depend on
         ``epoch`` only, so that a resumed run matches an uninterrupted one."""
         return None  # optional hook
+
+    def loss_penalty(self, model: nn.Module) -> torch.Tensor | None:
+        """A term added to each training batch's loss (a regulariser of the
+        parameters the strategy adds, such as AdaLoRA's orthogonality
+        penalty), or ``None``. Validation losses do not include it."""
+        return None
 
     def on_optimizer_step(self, model: nn.Module, step: int) -> None:
         """Called after each optimiser step (``step`` counts from 1), before

@@ -339,8 +339,11 @@ class AdaLoRA(LoRA):
     the initial ranks, the ranks then shrink, and the last
     ``final_fraction`` train at the final ranks. The rank allocator's
     importance estimates are not in checkpoints: a resumed run re-estimates
-    them. AdaLoRA's orthogonality regulariser is not added to the loss
-    (the head owns the loss).
+    them. AdaLoRA's orthogonality regulariser, ``orth_reg_weight`` times the
+    mean Frobenius distance of each ``P P^T`` (``lora_A``) and ``Q^T Q``
+    (``lora_B``) from the identity, is added to every training batch's loss
+    through :meth:`loss_penalty`, as ``peft``'s own forward pass adds it
+    when a model computes its loss.
 
     Parameters
     ----------
@@ -354,6 +357,9 @@ class AdaLoRA(LoRA):
         and after it ends (``peft``'s ``tinit`` and ``tfinal``).
     delta_t : int, default 1
         optimiser steps between two re-allocations (``deltaT``).
+    orth_reg_weight : float, default 0.5
+        weight of the orthogonality regulariser (``peft``'s default); 0
+        turns it off.
     alpha, dropout, target_modules, body_lr_factor
         as for :class:`LoRA`.
     """
@@ -371,6 +377,7 @@ class AdaLoRA(LoRA):
         init_fraction: float = 0.1,
         final_fraction: float = 0.2,
         delta_t: int = 1,
+        orth_reg_weight: float = 0.5,
         body_lr_factor: float = 1.0,
     ):
         super().__init__(
@@ -397,6 +404,11 @@ class AdaLoRA(LoRA):
                 f"below 1, got {init_fraction} and {final_fraction}"
             )
         self.delta_t = int(delta_t)
+        self.orth_reg_weight = float(orth_reg_weight)
+        if self.orth_reg_weight < 0:
+            raise ValueError(
+                f"orth_reg_weight must not be negative, got {orth_reg_weight}"
+            )
 
     def peft_config(self, model: nn.Module, body: nn.Module):
         from peft import AdaLoraConfig
@@ -427,6 +439,24 @@ class AdaLoRA(LoRA):
 
     def on_optimizer_step(self, model: nn.Module, step: int) -> None:
         self._adalora_model(model).update_and_allocate(step)
+
+    def loss_penalty(self, model: nn.Module):
+        if not self.orth_reg_weight:
+            return None
+        import torch
+
+        adalora = self._adalora_model(model)
+        adapter = adalora.trainable_adapter_name
+        distances = []
+        for name, weight in adalora.model.named_parameters():
+            if adapter not in name or not ("lora_A" in name or "lora_B" in name):
+                continue
+            gram = weight @ weight.T if "lora_A" in name else weight.T @ weight
+            identity = torch.eye(*gram.shape, device=gram.device, dtype=gram.dtype)
+            distances.append(torch.linalg.matrix_norm(gram - identity))
+        if not distances:
+            return None
+        return self.orth_reg_weight * torch.stack(distances).mean()
 
 
 class IA3(PeftStrategy):
