@@ -243,3 +243,47 @@ def test_compile_modes_reach_torch_compile(windows, monkeypatch, brent_monthly):
         FineTunedPriceForecaster(
             backbone="none", strategy="full", compile="fast", verbose=0
         ).fit(brent_monthly[-60:], fh=[1])
+
+
+def test_clip_gradients_equals_torch_clip_grad_norm():
+    from pricetune.training import clip_gradients
+
+    torch.manual_seed(0)
+    for scale in (0.01, 100.0):  # under and over the limit
+        params = [torch.randn(5, 3, requires_grad=True), torch.randn(7)]
+        params[1].requires_grad_(True)
+        grads = [torch.randn_like(p) * scale for p in params]
+        ours = [p.detach().clone().requires_grad_(True) for p in params]
+        for p, g in zip(params, grads, strict=True):
+            p.grad = g.clone()
+        for p, g in zip(ours, grads, strict=True):
+            p.grad = g.clone()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        clip_gradients([*ours, torch.zeros(2, requires_grad=True)], 1.0)
+        for theirs, mine in zip(params, ours, strict=True):
+            assert torch.equal(theirs.grad, mine.grad)
+
+
+def test_the_schedule_sets_every_group_like_lambdalr():
+    from pricetune.training import _Schedule
+
+    layer = torch.nn.Linear(2, 2)
+    groups = [{"params": [layer.weight], "lr": 0.1}, {"params": [layer.bias]}]
+    ours = torch.optim.SGD(groups, lr=1.0)
+    theirs = torch.optim.SGD(
+        [{"params": [layer.weight], "lr": 0.1}, {"params": [layer.bias]}], lr=1.0
+    )
+    config = TrainingConfig(1, 1, 1.0, warmup_fraction=0.2)
+    schedule = _Schedule(ours, lambda step: config.learning_rate_factor(step, 10))
+    reference = torch.optim.lr_scheduler.LambdaLR(
+        theirs, lambda step: config.learning_rate_factor(step, 10)
+    )
+    for _ in range(10):
+        assert schedule.get_last_lr() == pytest.approx(reference.get_last_lr())
+        schedule.step()
+        reference.step()
+    restored = _Schedule(torch.optim.SGD(groups, lr=1.0), lambda step: 1.0)
+    restored.factor = schedule.factor
+    restored.load_state_dict(schedule.state_dict())
+    assert restored.last_epoch == 10
+    assert restored.get_last_lr() == pytest.approx(schedule.get_last_lr())
