@@ -173,3 +173,19 @@ def test_the_input_is_left_untouched(rows):
     classifier.predict_proba(X)
     np.testing.assert_array_equal(X, X_before)
     np.testing.assert_array_equal(y, y_before)
+
+
+def test_training_options_that_would_flip_labels_are_refused(rows):
+    X, y = rows
+    for bad, message in [
+        ({"adversarial_epsilon": 0.1}, "adversarial_epsilon must be 0"),
+        ({"augmentations": ["jitter"]}, r"augmentations \[.*Jitter.*keeps_direction"),
+        ({"augmentations": ["window_slice"]}, "keeps_direction"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            FineTunedPriceDirectionClassifier(**FAST, **bad).fit(X[:40], y[:40])
+    # moves keep their direction under these: labels survive augmentation
+    classifier = FineTunedPriceDirectionClassifier(
+        **FAST, augmentations=[("magnitude_warp", {"p": 1.0}), "scaling"]
+    ).fit(X[:-12], y[:-12])
+    assert classifier.predict_proba(X[-12:]).shape == (12, 2)

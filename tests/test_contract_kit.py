@@ -371,6 +371,13 @@ class NoOpAugmentation(Augmentation):
         return context.clone(), target.clone()
 
 
+class DirectionFlippingAugmentation(Augmentation):
+    keeps_direction = True  # but it does not
+
+    def __call__(self, context, target):
+        return context, 2 * context[:, -1:] - target
+
+
 class UnseededAugmentation(Augmentation):
     def __call__(self, context, target):
         noise = torch.from_numpy(np.random.default_rng().normal(size=context.shape))
@@ -384,6 +391,7 @@ class UnseededAugmentation(Augmentation):
         (ShortAugmentation, r"as \(32, 15\) torch.float32; expected \(32, 16\)"),
         (NoOpAugmentation, r"changed nothing"),
         (UnseededAugmentation, r"different results under the same torch seed"),
+        (DirectionFlippingAugmentation, r"declares keeps_direction = True but"),
     ],
 )  # fmt: skip
 def test_kit_catches_a_broken_augmentation(augmentation, message):

@@ -22,9 +22,9 @@ chosen by name in the estimators' ``augmentations`` parameter:
     see raw levels.
 ``magnitude_warp(sigma=0.2, knots=4, p=0.5)``
     multiplies the one-step changes of the whole window (context and
-    targets) by a smooth random curve around 1 and rebuilds the prices from
-    the window's first value: local volatility changes, the path's shape
-    does not.
+    targets) by a smooth random curve around 1 (at least 0.05) and rebuilds
+    the prices from the window's first value: local volatility changes, the
+    direction of every move does not.
 ``window_slice(ratio=0.9, p=0.5)``
     takes a random slice of ``ratio`` of the whole window and stretches it
     back to full length by linear interpolation: the same path, a little
@@ -90,6 +90,8 @@ class Jitter(Augmentation):
 
 
 class Scaling(Augmentation):
+    keeps_direction = True  # one positive factor for the whole window
+
     def __init__(self, sigma: float = 0.1, p: float = 0.5):
         self.sigma = _check_positive("sigma", sigma)
         self.p = _check_probability(p)
@@ -116,6 +118,9 @@ def _smooth_curve(batch: int, length: int, knots: int, sigma: float, device):
 
 
 class MagnitudeWarp(Augmentation):
+    # every one-step change is multiplied by a positive factor
+    keeps_direction = True
+
     def __init__(self, sigma: float = 0.2, knots: int = 4, p: float = 0.5):
         self.sigma = _check_positive("sigma", sigma)
         self.knots = int(knots)
@@ -128,7 +133,7 @@ class MagnitudeWarp(Augmentation):
         changes = window.diff(dim=1)
         curve = _smooth_curve(
             len(window), changes.shape[1], self.knots, self.sigma, window.device
-        ).clamp(min=0.0)
+        ).clamp(min=0.05)
         warped = torch.cat(
             [window[:, :1], window[:, :1] + (changes * curve).cumsum(dim=1)], dim=1
         )

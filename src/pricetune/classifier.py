@@ -110,7 +110,10 @@ class FineTunedPriceDirectionClassifier(
     compile, checkpoint_dir, log_csv, tensorboard_dir, device, precision,
     random_state, verbose
         the training options of :class:`~pricetune.FineTunedPriceRegressor`.
-        Ensemble members average their log-odds.
+        Ensemble members average their log-odds. Augmentations must keep
+        the direction of every move (``"scaling"``, ``"magnitude_warp"``,
+        or your own with ``keeps_direction = True``), and
+        ``adversarial_epsilon`` must be 0: both would otherwise flip labels.
 
     Attributes
     ----------
@@ -233,6 +236,7 @@ class FineTunedPriceDirectionClassifier(
                 f"of the target is {y_type}."
             )
         classes, encoded = np.unique(y, return_inverse=True)
+        self._check_direction_safe_training()
         restore = pending_restore(self)
         if restore is not None:
             restore()
@@ -252,6 +256,30 @@ class FineTunedPriceDirectionClassifier(
         self._y_ndim = 1
         self._fit_rows(X, targets)
         return self
+
+    def _check_direction_safe_training(self) -> None:
+        """The labels travel as the side of the target relative to the
+        window's last value: training options that move that value
+        (adversarial steps, most augmentations) would flip them."""
+        from pricetune.augmentations import build_augmentations
+
+        if float(self.adversarial_epsilon) != 0:
+            raise ValueError(
+                "adversarial_epsilon must be 0 for the direction classifier: its "
+                "perturbed windows move the last price, which flips labels"
+            )
+        flipping = [
+            repr(augmentation)
+            for augmentation in build_augmentations(self.augmentations)
+            if not getattr(augmentation, "keeps_direction", False)
+        ]
+        if flipping:
+            raise ValueError(
+                f"augmentations {flipping} can move a window's last price past "
+                "its label's side; the direction classifier takes only those "
+                "with keeps_direction = True (the built-ins 'scaling' and "
+                "'magnitude_warp')"
+            )
 
     def decision_function(self, X):
         """Log-odds of the second class, ``(n_samples,)``."""

@@ -203,7 +203,15 @@ class Augmentation(ABC):
     device=context.device)``), which the estimators seed, so fits stay
     reproducible. The trainer applies augmentations to training batches
     only, never to validation or prediction inputs.
+
+    ``keeps_direction`` (class attribute, default ``False``): ``True`` when
+    the augmentation never changes the direction (sign) of a one-step move
+    of the window, the move from the context's last value to the first
+    target included. The direction classifier, whose label is that move's
+    direction, accepts only such augmentations.
     """
+
+    keeps_direction: bool = False
 
     @abstractmethod
     def __call__(

@@ -1244,6 +1244,14 @@ def check_augmentation(
             checker.fail("gave different results under the same torch seed")
         if all(torch.equal(a, b) for a, b in zip(result, before, strict=True)):
             checker.fail("changed nothing in 32 windows at these settings")
+        if getattr(checker.cls, "keeps_direction", False):
+            moves = torch.sign(torch.cat(before, dim=1).diff(dim=1))
+            if not torch.equal(torch.sign(torch.cat(result, dim=1).diff(dim=1)), moves):
+                checker.fail(
+                    "declares keeps_direction = True but turned a one-step move "
+                    "of the window the other way"
+                )
+            checker.passed(f"keeps the direction of every move ({device})")
         checker.passed(f"shapes, dtype, device, inputs untouched, seeded ({device})")
     if forecaster:
         _check_augmentation_in_forecaster(checker, instance)
