@@ -97,6 +97,20 @@ def test_series_too_short_at_an_origin_is_left_out():
     assert ("b", cutoffs[1]) in {(s.series, s.cutoff) for s in splits}
 
 
+def test_a_gap_in_the_test_window_leaves_that_pair_out():
+    panel = _panel()
+    cutoffs = make_cutoffs(panel, horizon=6, n_origins=2)
+    # a month missing from "a" two steps after the first cut-off, as a wide
+    # DataFrame with a hole gives after dropna
+    hole = cutoffs[0] + 2
+    panel["a"] = panel["a"].drop(hole)
+    pairs = {(s.series, s.cutoff) for s in rolling_splits(panel, cutoffs, 6)}
+    assert ("a", cutoffs[0]) not in pairs  # not scored against shifted actuals
+    assert {("a", cutoffs[1]), ("b", cutoffs[0]), ("b", cutoffs[1])} <= pairs
+    for split in rolling_splits(panel, cutoffs, 6):
+        assert list(split.test.index) == [split.cutoff + k for k in range(1, 7)]
+
+
 def test_train_test_by_label():
     series = _panel()["a"]
     train, test = train_test(series, series.index[9], 3)
@@ -259,3 +273,37 @@ def test_fracast_reference_runs_zero_shot_in_the_backtest():
     forecaster = FracastForecaster().fit(series, fh=[1, 2, 3])
     quantiles = forecaster.predict_quantiles(alpha=[0.1, 0.5, 0.9]).to_numpy()
     assert quantiles.shape == (3, 3) and np.all(np.diff(quantiles, axis=1) >= 0)
+
+
+def test_plots_of_a_series_that_joins_after_the_first_origin(tmp_path):
+    index = pd.period_range("2000-01", periods=60, freq="M")
+    rng = np.random.default_rng(1)
+    panel = {
+        "a": pd.Series(100 + rng.normal(size=60).cumsum(), index=index),
+        # starts at position 48, after the first cut-off (position 47)
+        "late": pd.Series(50 + rng.normal(size=12).cumsum(), index=index[48:]),
+    }
+    result = backtest(
+        panel, ["naive"], horizon=4, n_origins=3, min_train=2, output_dir=tmp_path
+    )
+    assert "late" in set(result.forecasts["series"])
+    assert str(result.cutoffs[0]) not in {str(t) for t in panel["late"].index}
+    assert (tmp_path / "forecasts_late.png").is_file()
+
+
+def test_dm_is_blank_when_origins_overlap_and_loss_is_checked():
+    panel = _panel()
+    apart = backtest(panel, ["naive", "drift"], horizon=4, n_origins=3, step=4)
+    assert np.isfinite(apart.table.loc["drift", "DM"])
+    overlapping = backtest(panel, ["naive", "drift"], horizon=4, n_origins=3, step=1)
+    assert np.isnan(overlapping.table.loc["drift", "DM"])
+    with pytest.raises(ValueError, match="dm_loss must be"):
+        backtest(panel, ["naive"], horizon=4, n_origins=2, dm_loss="abs")
+
+
+def test_the_callers_model_specs_are_left_as_they_were():
+    from pricetune.backtesting.models import get_model
+
+    spec = get_model("drift")
+    backtest(_panel(), [spec], horizon=4, n_origins=2, max_history=20)
+    assert spec.max_train is None

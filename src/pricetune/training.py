@@ -309,6 +309,8 @@ class Trainer:
                 scheduler.load_state_dict(state["scheduler"])
                 generator.set_state(state["generator"])
                 torch.set_rng_state(state["torch_rng"])
+                if state.get("cuda_rng") is not None and self.device.type == "cuda":
+                    torch.cuda.set_rng_state(state["cuda_rng"], self.device)
                 history = list(state["history"])
                 best_loss, stale = state["best_loss"], state["stale"]
                 best_state = state["best_state"] or None
@@ -370,6 +372,10 @@ class Trainer:
                         "scheduler": scheduler.state_dict(),
                         "generator": generator.get_state(),
                         "torch_rng": torch.get_rng_state(),
+                        # dropout, augmentations and device batches draw here
+                        "cuda_rng": torch.cuda.get_rng_state(self.device)
+                        if self.device.type == "cuda"
+                        else None,
                         "history": history,
                         "best_loss": best_loss,
                         "stale": stale,

@@ -112,7 +112,8 @@ def pinball_loss(y_true, quantiles, levels) -> np.ndarray:
 
 
 def weighted_quantile_loss(y_true, quantiles, levels) -> float:
-    """GluonTS's ``mean_wQuantileLoss``: for each level,
+    """Weighted quantile loss of one forecast (GluonTS's
+    ``mean_wQuantileLoss`` on a single series): for each level,
     ``2 * sum_t pinball / sum_t |y_t|``, then the mean over levels."""
     (y_true,) = _arrays(y_true)
     losses = pinball_loss(y_true, quantiles, levels)

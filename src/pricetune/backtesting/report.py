@@ -99,9 +99,16 @@ def plot_forecasts(result, series: str, path, max_models: int = 5) -> Path:
     fig, ax = plt.subplots(figsize=(11, 4.5))
     if history is not None:
         labels = [str(t) for t in history.index]
-        start = max(0, labels.index(first_cutoff) - 3 * result.config["horizon"])
-        if first_cutoff not in labels:
-            start = 0
+        # from a little before this series' own first origin (it may have
+        # missed the panel's first one)
+        positions = [
+            labels.index(cutoff)
+            for cutoff in {*frame["cutoff"].astype(str), first_cutoff}
+            if cutoff in labels
+        ]
+        start = 0
+        if positions:
+            start = max(0, min(positions) - 3 * result.config["horizon"])
         end = min(
             len(labels),
             labels.index(frame["time"].iloc[-1]) + 1

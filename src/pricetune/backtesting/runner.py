@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -268,12 +269,20 @@ def _dm(forecasts: pd.DataFrame, model: str, horizon: int, loss: str):
     differential at each (cut-off, step) is averaged over series, after
     scaling each series' errors by its in-sample no-change MAE."""
     rows = forecasts[forecasts["model"] == model]
+    if rows.groupby(["series", "time"])["cutoff"].nunique().max() > 1:
+        # origins closer than the horizon: forecasts of the same date from
+        # several origins are correlated beyond the h - 1 lags the test
+        # allows for, so its p-value would be too small
+        return np.nan, np.nan
     error = (rows["actual"] - rows["forecast"]) / rows["scale"]
     naive = (rows["actual"] - rows["last"]) / rows["scale"]
     power = 2 if loss == "squared" else 1
+    # cut-offs are stored as text: order integer ones as numbers
+    numeric = pd.to_numeric(rows["cutoff"], errors="coerce")
+    order = rows["cutoff"] if numeric.isna().any() else numeric
     d = (
         (error.abs() ** power - naive.abs() ** power)
-        .groupby([rows["cutoff"], rows["step"]], sort=True)
+        .groupby([order, rows["step"]], sort=True)
         .mean()
     )
     if len(d) <= horizon or not np.any(d.to_numpy()):
@@ -300,7 +309,8 @@ def summarise(
       no-change's (all origins and steps), then the geometric mean over
       series;
     * ``DA``: directional accuracy, mean over (series, origin);
-    * ``wQL``: GluonTS-style weighted quantile loss at levels 0.1..0.9,
+    * ``wQL``: weighted quantile loss at levels 0.1..0.9 of each forecast
+      (GluonTS's formula on one series), mean over (series, origin),
       ``sCRPS``: the quantile-approximated CRPS scaled like MASE, and
       ``cov80``: share of actuals inside the 0.1-0.9 interval (probabilistic
       models only);
@@ -442,6 +452,8 @@ def backtest(
     verbose : int
         1 prints a line per fit.
     """
+    if dm_loss not in ("squared", "absolute"):
+        raise ValueError(f"dm_loss must be 'squared' or 'absolute', got {dm_loss!r}")
     notes: list[str] = []
     panel = load_panel(data, frequency)
     if cutoffs is None:
@@ -451,11 +463,16 @@ def backtest(
         raise ValueError("no (series, origin) pair has enough data")
     with _quiet():
         specs = _resolve_models(models, quick, seed, device, params, notes)
+    capped = []
     for spec in specs:
-        if spec.name in ("autoarima", "autoets") and spec.max_train is None:
-            spec.max_train = statistical_history
+        max_train = spec.max_train
+        if spec.name in ("autoarima", "autoets") and max_train is None:
+            max_train = statistical_history
         if max_history is not None:
-            spec.max_train = min(spec.max_train or max_history, max_history)
+            max_train = min(max_train or max_history, max_history)
+        # a copy: the caller's specs keep their own setting
+        capped.append(dataclasses.replace(spec, max_train=max_train))
+    specs = capped
     fh = np.arange(1, horizon + 1)
     levels = LEVELS
 

@@ -182,8 +182,16 @@ def rolling_splits(
 ) -> list[Split]:
     """Every (series, origin) pair that has at least ``min_train`` values
     (default ``3 * horizon``) up to the cut-off, ends exactly at the cut-off
-    and has ``horizon`` actuals after it."""
+    and has an actual at each of the ``horizon`` steps after it.
+
+    Forecasts are for steps 1..``horizon`` after the cut-off, so a series
+    with a gap in its test window (a missing month, say) is left out at
+    that origin rather than scored against the wrong actuals. The steps are
+    the series' own (its index's frequency) or, without one, the panel's
+    calendar (every time point of any series).
+    """
     min_train = 3 * int(horizon) if min_train is None else int(min_train)
+    calendar = _calendar(panel)
     splits = []
     for cutoff in cutoffs:
         for name, series in panel.items():
@@ -192,8 +200,23 @@ def rolling_splits(
                 continue
             if train.index[-1] != cutoff:
                 continue  # the series has no value at the cut-off itself
+            if not test.index.equals(_next_steps(series, calendar, cutoff, horizon)):
+                continue  # a gap in the test window
             splits.append(Split(name, cutoff, train, test))
     return splits
+
+
+def _next_steps(series: pd.Series, calendar: pd.Index, cutoff, horizon: int):
+    """The ``horizon`` time points after ``cutoff`` that forecasts are for."""
+    index = series.index
+    freq = getattr(index, "freq", None)
+    if isinstance(index, pd.PeriodIndex):
+        return pd.period_range(cutoff, periods=horizon + 1, freq=index.freq)[1:]
+    if isinstance(index, pd.DatetimeIndex) and freq is not None:
+        steps = pd.date_range(cutoff, periods=horizon + 1, freq=freq)[1:]
+        return steps.rename(index.name)
+    position = calendar.get_loc(cutoff)
+    return calendar[position + 1 : position + 1 + horizon]
 
 
 def panel_frame(trains: Mapping[str, pd.Series], column: str = "price"):
