@@ -6,6 +6,7 @@ from __future__ import annotations
 from statistics import NormalDist
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from pricetune import FineTunedPriceForecaster, FineTunedPriceRegressor
@@ -139,3 +140,32 @@ def test_n_ensemble_is_checked(brent_monthly):
         FineTunedPriceForecaster(**PARAMS, n_ensemble=0).fit(
             brent_monthly[-100:], fh=[1]
         )
+
+
+def test_update_fine_tunes_every_member(brent_monthly):
+    y = brent_monthly[-160:]
+    ensemble = FineTunedPriceForecaster(**PARAMS, n_ensemble=2).fit(
+        y[:-6], fh=[1, 2, 3]
+    )
+    before = [
+        m.head.projection.weight.detach().clone() for m in ensemble.model_.members
+    ]
+    ensemble.update(y[-6:], update_params=True)
+    after = [m.head.projection.weight.detach() for m in ensemble.model_.members]
+    assert all(not np.allclose(a, b) for a, b in zip(before, after, strict=True))
+    history = ensemble.training_history_
+    assert set(history.loc[history["update"] == 1, "member"]) == {0, 1}
+    assert ensemble.predict().index[0] == y.index[-1] + 1
+
+
+def test_an_ensemble_trains_one_global_model_per_member_on_a_panel(brent_monthly):
+    from pricetune.datasets import load_dataset
+
+    panel = pd.concat(
+        {name: load_dataset(name)[-120:] for name in ("brent", "gold")},
+        names=["series", "time"],
+    ).to_frame("price")
+    ensemble = FineTunedPriceForecaster(**PARAMS, n_ensemble=2).fit(panel, fh=[1, 2, 3])
+    intervals = ensemble.predict_interval(coverage=0.8)
+    assert len(intervals) == 2 * 3
+    assert np.all(intervals.iloc[:, 1] > intervals.iloc[:, 0])
