@@ -251,7 +251,8 @@ class Trainer:
 
         ``strategy`` (a :class:`~pricetune.components.contract.Strategy`)
         gets its optional hooks called: parameter groups, the start of the
-        run and of each epoch, and each optimiser step.
+        run and of each epoch, a penalty added to each training batch's
+        loss, and each optimiser step.
 
         With ``checkpoint_dir`` set, a checkpoint is written after every
         epoch, and a run that finds its own checkpoint there continues from
