@@ -3,6 +3,8 @@ backtest runner on tiny models."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -196,6 +198,29 @@ def test_a_failing_model_is_noted_not_fatal():
         backtest(
             _panel(), {"broken": Broken()}, horizon=4, n_origins=1, raise_errors=True
         )
+
+
+def test_warnings_of_models_stay_out_of_the_output():
+    class Noisy(NaiveForecaster):
+        def _fit(self, y, X=None, fh=None):
+            warnings.simplefilter("always")  # as some libraries do inside
+            warnings.warn("noisy fit", FutureWarning, stacklevel=1)
+            return super()._fit(y, X=X, fh=fh)
+
+        def _predict(self, fh=None, X=None):
+            warnings.warn("noisy predict", UserWarning, stacklevel=1)
+            return super()._predict(fh=fh, X=X)
+
+    with warnings.catch_warnings(record=True) as shown:  # what would print
+        warnings.simplefilter("default")
+        result = backtest(_panel(), {"noisy": Noisy()}, horizon=4, n_origins=2)
+    assert result.table.loc["noisy", "relMAE"] == 1.0
+    assert [str(w.message) for w in shown if "noisy" in str(w.message)] == []
+    # and the caller's warning filters are as they were
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        warnings.warn("after", UserWarning, stacklevel=1)
+    assert [str(w.message) for w in caught] == ["after"]
 
 
 def test_named_models_and_global_detection():

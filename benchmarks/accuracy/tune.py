@@ -110,9 +110,30 @@ def configs(data: str) -> dict[str, dict]:
             "log": True,
         },
     }
+    # the language-model ablation of the default (all 6 MiniLM layers; the
+    # pretrained LoRA row is the default itself, "minilm-lora-c24")
+    grid.update(
+        {
+            "minilm-pretrained-full": {"strategy": "full"},
+            "minilm-pretrained-frozen": {"strategy": "frozen"},
+            "minilm-pretrained-layernorm": {"strategy": "layernorm"},
+            "minilm-random-full": {
+                "strategy": "full",
+                "backbone_kwargs": {"pretrained": False},
+            },
+            "minilm-random-lora": {"backbone_kwargs": {"pretrained": False}},
+            "no-backbone": {"backbone": "none", "strategy": "full"},
+        }
+    )
     if data == "daily":
         grid = {
             "default": {},
+            "minilm-lora-c24": {"context_length": 24, "patch_length": 6},
+            "minilm-lora-c24-log": {
+                "context_length": 24,
+                "patch_length": 6,
+                "log": True,
+            },
             "minilm-lora-c128": {"context_length": 128, "patch_length": 16},
             "minilm-lora-c64-log": {"log": True},
             "none-c64": {**BASE, "backbone": "none"},
@@ -172,6 +193,7 @@ def run_job(job):
     torch.set_num_threads(1)
     from pricetune.backtesting import backtest
     from pricetune.backtesting.models import ModelSpec, get_model
+    from pricetune.cli import DAILY_HISTORY
 
     path = Path(out) / f"{data}-{split}" / f"{name}-s{seed}.csv"
     if path.exists():
@@ -189,6 +211,7 @@ def run_job(job):
         n_origins=5,
         step=STEP[data],
         gap=gap(data, split),
+        max_history=DAILY_HISTORY if data == "daily" else None,
         raise_errors=True,
     )
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -200,8 +223,7 @@ def run_job(job):
     return name, seed, time.time() - started
 
 
-def combine(out: Path, data: str, split: str, seeds_for_ensemble=3):
-    import numpy as np
+def combine(out: Path, data: str, split: str, all_seeds: bool = False):
     import pandas as pd
 
     from pricetune.backtesting.runner import LEVELS, score, summarise
@@ -210,17 +232,17 @@ def combine(out: Path, data: str, split: str, seeds_for_ensemble=3):
     frames = [pd.read_csv(p) for p in sorted(folder.glob("*.csv"))]
     if not frames:
         return None
-    every = pd.concat(frames, ignore_index=True)
-    every["seed"] = 0
     for p, frame in zip(sorted(folder.glob("*.csv")), frames, strict=True):
-        stem = p.stem
-        model, seed = stem.rsplit("-s", 1)
+        model, seed = p.stem.rsplit("-s", 1)
         frame["model"], frame["seed"] = model, int(seed)
     every = pd.concat(frames, ignore_index=True)
-    rows = []
     q = [f"q{level:g}" for level in LEVELS]
     keys = ["model", "series", "cutoff", "step", "time"]
     single = every[every["seed"] == 0].copy()
+    if all_seeds:  # every seed's own row too: "<model>-s<seed>"
+        others = every[every["seed"] != 0].copy()
+        others["model"] = others["model"] + "-s" + others["seed"].astype(str)
+        single = pd.concat([single, others], ignore_index=True)
     ensembles = []
     for model, group in every.groupby("model"):
         n = group["seed"].nunique()
@@ -244,7 +266,6 @@ def combine(out: Path, data: str, split: str, seeds_for_ensemble=3):
     fits["series"] = "*"
     table = summarise(frame, scores, fits, HORIZON[data])
     table.to_csv(folder.parent / f"summary-{data}-{split}.csv")
-    del rows, np
     return table
 
 
@@ -259,6 +280,9 @@ def main():
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default="benchmarks/accuracy/results")
     parser.add_argument("--combine", action="store_true")
+    parser.add_argument(
+        "--all-seeds", action="store_true", help="with --combine: a row per seed"
+    )
     args = parser.parse_args()
     out = Path(args.out)
     if args.combine:
@@ -266,7 +290,7 @@ def main():
 
         pd.set_option("display.width", 250)
         for split in ("val", "eval"):
-            table = combine(out, args.data, split)
+            table = combine(out, args.data, split, args.all_seeds)
             if table is not None:
                 print(f"\n== {args.data} {split}")
                 print(table.round(3).to_string())

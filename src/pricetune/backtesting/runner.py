@@ -89,8 +89,10 @@ class BacktestResult:
 @contextmanager
 def _quiet():
     """Models' warnings (sktime notices, convergence, short series) are
-    not the backtest's output."""
-    with warnings.catch_warnings():
+    not the backtest's output. Recorded rather than only filtered: a model
+    that resets the filters inside (sktime's date handling of business days
+    did, once per forecast) would otherwise print through."""
+    with warnings.catch_warnings(record=True):
         warnings.simplefilter("ignore")
         yield
 
