@@ -95,6 +95,11 @@ def configs(data: str) -> dict[str, dict]:
             "patch_length": 6,
             "learning_rate": 1e-4,
         },
+        "minilm-lora-c24-lr3e-4": {
+            "context_length": 24,
+            "patch_length": 6,
+            "learning_rate": 3e-4,
+        },
         "minilm-lora-c24-lr1e-4": {
             "context_length": 24,
             "patch_length": 6,

@@ -273,7 +273,9 @@ class FineTunedPriceForecaster(FineTuningMixin, BaseForecaster):
         "auto" trains with bfloat16 autocast on CUDA, in float32 elsewhere.
     random_state : int, optional
         seeds weight initialisation, dropout and shuffling; with an int, CPU
-        fits are reproducible. The global torch random state is left as is.
+        fits are reproducible with the same number of torch threads (another
+        thread count sums in another order, and the fit drifts as it would
+        with another seed). The global torch random state is left as is.
     verbose : int, default 1
         1 shows a progress bar while training; 0 is silent.
 

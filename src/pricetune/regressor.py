@@ -126,7 +126,8 @@ class FineTunedPriceRegressor(WindowRowsMixin, RegressorMixin, BaseEstimator):
         "auto" trains with bfloat16 autocast on CUDA, in float32 elsewhere.
     random_state : int, RandomState instance or None, default None
         seeds weight initialisation, dropout and shuffling; with an int, CPU
-        fits are reproducible. The global torch random state is left as is.
+        fits are reproducible with the same number of torch threads. The
+        global torch random state is left as is.
     verbose : int, default 1
         1 shows a progress bar while training; 0 is silent.
 
