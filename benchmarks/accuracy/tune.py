@@ -7,10 +7,13 @@ each. Seed ensembles are formed afterwards by averaging the saved forecasts
 and quantiles of single-seed runs (``--combine``).
 
     python benchmarks/accuracy/tune.py --data monthly --split val --jobs 2
-    python benchmarks/accuracy/tune.py --data monthly --combine
+    python benchmarks/accuracy/tune.py --data monthly --combine [--all-seeds]
 
 Each job writes ``<out>/<data>-<split>/<config>-s<seed>.csv`` (the
-backtest's forecast rows); ``--combine`` prints and writes ``summary.csv``.
+backtest's forecast rows); ``--combine`` prints and writes
+``summary-<data>-<split>.csv`` (with ``--all-seeds``, a row per seed too).
+Jobs run one torch thread each: ``OMP_NUM_THREADS=1 pricetune backtest``
+gives the same forecasts; another thread count gives another fit.
 """
 
 from __future__ import annotations
@@ -100,6 +103,11 @@ def configs(data: str) -> dict[str, dict]:
             "patch_length": 6,
             "learning_rate": 3e-4,
         },
+        "minilm-lora-c24-v30": {
+            "context_length": 24,
+            "patch_length": 6,
+            "validation_fraction": 0.3,
+        },
         "minilm-lora-c24-lr1e-4": {
             "context_length": 24,
             "patch_length": 6,
@@ -115,21 +123,6 @@ def configs(data: str) -> dict[str, dict]:
             "log": True,
         },
     }
-    # the language-model ablation of the default (all 6 MiniLM layers; the
-    # pretrained LoRA row is the default itself, "minilm-lora-c24")
-    grid.update(
-        {
-            "minilm-pretrained-full": {"strategy": "full"},
-            "minilm-pretrained-frozen": {"strategy": "frozen"},
-            "minilm-pretrained-layernorm": {"strategy": "layernorm"},
-            "minilm-random-full": {
-                "strategy": "full",
-                "backbone_kwargs": {"pretrained": False},
-            },
-            "minilm-random-lora": {"backbone_kwargs": {"pretrained": False}},
-            "no-backbone": {"backbone": "none", "strategy": "full"},
-        }
-    )
     if data == "daily":
         grid = {
             "default": {},
@@ -165,6 +158,15 @@ def configs(data: str) -> dict[str, dict]:
 
 
 BASELINES = ["naive", "drift", "autoarima", "autoets", "theta", "fracast"]
+
+
+def ablation_names() -> list[str]:
+    """The language-model ablation's variants, as ``pricetune backtest
+    --ablation`` defines them (all 6 MiniLM layers here; its pretrained
+    LoRA variant is the default, ``minilm-lora-c24``)."""
+    from pricetune.backtesting.models import ablation_models
+
+    return [spec.name for spec in ablation_models()]
 
 
 def build(params: dict, seed: int, device: str):
@@ -206,6 +208,8 @@ def run_job(job):
     started = time.time()
     if name in BASELINES:
         spec = get_model(name)
+    elif name in ablation_names():
+        spec = get_model(name, seed=seed, device=device)
     else:
         spec = build(configs(data)[name], seed, device)
     spec = ModelSpec(name, spec.estimator, spec.global_, spec.group)
@@ -234,12 +238,14 @@ def combine(out: Path, data: str, split: str, all_seeds: bool = False):
     from pricetune.backtesting.runner import LEVELS, score, summarise
 
     folder = out / f"{data}-{split}"
-    frames = [pd.read_csv(p) for p in sorted(folder.glob("*.csv"))]
+    frames = []
+    for path in sorted(folder.glob("*.csv")):
+        frame = pd.read_csv(path)
+        model, seed = path.stem.rsplit("-s", 1)
+        frame["model"], frame["seed"] = model, int(seed)
+        frames.append(frame)
     if not frames:
         return None
-    for p, frame in zip(sorted(folder.glob("*.csv")), frames, strict=True):
-        model, seed = p.stem.rsplit("-s", 1)
-        frame["model"], frame["seed"] = model, int(seed)
     every = pd.concat(frames, ignore_index=True)
     q = [f"q{level:g}" for level in LEVELS]
     keys = ["model", "series", "cutoff", "step", "time"]
@@ -302,7 +308,9 @@ def main():
         return
     patterns = args.only.split(",")
     names = [
-        n for n in configs(args.data) if any(fnmatch.fnmatch(n, p) for p in patterns)
+        n
+        for n in [*configs(args.data), *ablation_names()]
+        if any(fnmatch.fnmatch(n, p) for p in patterns)
     ]
     if args.baselines:
         names = BASELINES + names
