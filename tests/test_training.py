@@ -183,6 +183,8 @@ def test_training_settings_are_validated(brent_monthly):
         ({"warmup_fraction": 1.0}, ValueError, "warmup_fraction"),
         ({"gradient_clip": 0}, ValueError, "gradient_clip must be positive"),
         ({"accumulate_batches": 0}, ValueError, "accumulate_batches must be at"),
+        ({"ema_epochs": 0}, ValueError, "ema_epochs must be positive or None"),
+        ({"ema_epochs": -1.5}, ValueError, "ema_epochs must be positive or None"),
     ]:
         with pytest.raises(error, match=match):
             FineTunedPriceForecaster(**{**CHEAP, **settings}).fit(brent_monthly, fh=[1])

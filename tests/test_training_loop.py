@@ -1,6 +1,7 @@
 """The training loop's features, at the Trainer level: learning-rate
-schedule, gradient clipping and accumulation, CSV log, torch.compile, and
-checkpoints that resume an interrupted run where it stopped."""
+schedule, gradient clipping and accumulation, CSV log, torch.compile, the
+moving average of the weights, and checkpoints that resume an interrupted
+run where it stopped."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ import pytest
 import torch
 
 from pricetune import checkpoints
+from pricetune.components.contract import Strategy
 from pricetune.components.heads import LinearHead, QuantileHead
 from pricetune.components.simple_backbones import LSTMBackbone, NoBackbone
 from pricetune.model import PatchForecastModel
-from pricetune.training import Trainer, TrainingConfig
+from pricetune.training import Trainer, TrainingConfig, WeightAverage
 from pricetune.windows import series_windows
 
 CPU = torch.device("cpu")
@@ -146,14 +148,97 @@ def test_compiled_training_matches_eager(windows):
         )
 
 
+def test_weight_average_follows_its_recursion_and_swaps_back():
+    parameter = torch.nn.Parameter(torch.zeros(2))
+    average = WeightAverage({"w": parameter}, decay=0.75)
+    expected = torch.zeros(2)
+    for n, value in enumerate([1.0, 2.0, 3.0, 4.0]):
+        with torch.no_grad():
+            parameter.fill_(value)
+        average.update()
+        decay = min(0.75, n / (n + 1))  # 0, 1/2, 2/3, then 0.75
+        expected = decay * expected + (1 - decay) * value
+        torch.testing.assert_close(average.averaged["w"], expected)
+    assert average.averaged["w"].tolist() == pytest.approx(
+        [2.5, 2.5]
+    )  # 0.75 * 2 + 0.25 * 4
+    with average.swapped_in():
+        torch.testing.assert_close(parameter.detach(), expected)
+    assert torch.equal(parameter.detach(), torch.full((2,), 4.0))
+    restored = WeightAverage({"w": torch.nn.Parameter(torch.zeros(2))}, decay=0.75)
+    restored.load_state_dict(average.state_dict())
+    assert restored.updates == 4
+    torch.testing.assert_close(restored.averaged["w"], expected)
+
+
+class RecordSteps(Strategy):
+    """Keeps the weights after every optimiser step."""
+
+    def __init__(self):
+        self.steps = []
+
+    def apply(self, model):
+        pass
+
+    def on_optimizer_step(self, model, step):
+        self.steps.append(weights(model))
+
+
+def test_without_validation_the_model_ends_on_the_moving_average(windows):
+    model, strategy = linear_model(), RecordSteps()
+    initial = weights(model)
+    config = TrainingConfig(
+        max_epochs=3,
+        batch_size=32,
+        learning_rate=1e-2,
+        validation_fraction=0.0,
+        ema_epochs=0.5,
+    )
+    Trainer(config, CPU, None).fit(
+        model, windows, torch.Generator().manual_seed(0), strategy=strategy
+    )
+    steps_per_epoch = math.ceil(len(windows) / 32)
+    assert len(strategy.steps) == 3 * steps_per_epoch
+    decay = 1 - 1 / (0.5 * steps_per_epoch)
+    for name, value in initial.items():
+        expected = value
+        for n, step in enumerate(strategy.steps):
+            factor = min(decay, n / (n + 1))
+            expected = factor * expected + (1 - factor) * step[name]
+        torch.testing.assert_close(weights(model)[name], expected)
+        assert not torch.allclose(expected, strategy.steps[-1][name])
+
+
+def test_validation_scores_the_moving_average_and_keeps_its_best(windows):
+    settings = {"max_epochs": 5, "patience": 100, "learning_rate": 3e-2}
+    model, history = train(linear_model(), windows, ema_epochs=2, **settings)
+    _, plain_history = train(linear_model(), windows, **settings)
+    losses = [record["validation_loss"] for record in history]
+    assert losses != [record["validation_loss"] for record in plain_history]
+    assert [r["train_loss"] for r in history] == pytest.approx(
+        [r["train_loss"] for r in plain_history], rel=1e-6
+    )  # the average never feeds back into training
+    _, validation = windows.split(0.2)
+    config = TrainingConfig(max_epochs=1, batch_size=32, learning_rate=1e-2)
+    kept = Trainer(config, CPU, None).evaluate(model, windows, validation)
+    assert kept == pytest.approx(min(losses), rel=1e-5)
+
+
 class Interrupted(Exception):
     pass
 
 
+@pytest.mark.parametrize(
+    "averaging",
+    # without validation the model ends on the moving average, which the
+    # checkpoint must carry across the interruption
+    [{}, {"ema_epochs": 1.5, "validation_fraction": 0.0}],
+    ids=["plain", "moving-average"],
+)
 def test_resumed_run_ends_where_the_uninterrupted_one_does(
-    windows, tmp_path, monkeypatch
+    windows, tmp_path, monkeypatch, averaging
 ):
-    settings = {"max_epochs": 6, "patience": 100}
+    settings = {"max_epochs": 6, "patience": 100, **averaging}
     reference, reference_history = train(lstm_model(), windows, **settings)
 
     directory = tmp_path / "run"

@@ -32,7 +32,9 @@ BASE = {"head": "quantile", "strategy": "full"}
 
 def configs(data: str) -> dict[str, dict]:
     """name -> FineTunedPriceForecaster parameters (``log``: fit on log
-    prices through sktime's TransformedTargetForecaster)."""
+    prices through sktime's TransformedTargetForecaster, ``"returns"``: on
+    their first differences; ``local``: one model per series instead of
+    one for the panel)."""
     grid = {
         # FineTunedPriceForecaster() as shipped when the grid ran (context
         # 64, patch 8; see below); the default is now minilm-lora-c24
@@ -113,6 +115,41 @@ def configs(data: str) -> dict[str, dict]:
             "patch_length": 6,
             "learning_rate": 1e-4,
         },
+        # exponential moving average of the weights, mean age 1 or 3 epochs
+        "minilm-lora-c24-ema1": {
+            "context_length": 24,
+            "patch_length": 6,
+            "ema_epochs": 1,
+        },
+        "minilm-lora-c24-ema3": {
+            "context_length": 24,
+            "patch_length": 6,
+            "ema_epochs": 3,
+        },
+        # the rest of the issue's list for the default, one change each
+        "minilm-lora-c24-mean": {
+            "context_length": 24,
+            "patch_length": 6,
+            "normalization": "mean",
+        },
+        "minilm-lora-c24-p4": {"context_length": 24, "patch_length": 4},
+        "minilm-lora-c24-p12": {"context_length": 24, "patch_length": 12},
+        "minilm-lora-c24-student-t": {
+            "context_length": 24,
+            "patch_length": 6,
+            "head": "student_t",
+        },
+        "minilm-lora-c24-returns": {
+            "context_length": 24,
+            "patch_length": 6,
+            "normalization": "mean",
+            "log": "returns",
+        },
+        "minilm-lora-c24-local": {
+            "context_length": 24,
+            "patch_length": 6,
+            "local": True,
+        },
         "minilm-lora-c64-e5": {"max_epochs": 5},
         "gru-c24": {**BASE, "backbone": "gru", "context_length": 24, "patch_length": 6},
         "lstm-c24-log": {
@@ -175,17 +212,20 @@ def build(params: dict, seed: int, device: str):
 
     params = dict(params)
     log = params.pop("log", False)
+    local = params.pop("local", False)
     forecaster = FineTunedPriceForecaster(
         **params, random_state=seed, verbose=0, device=device
     )
     if log:
         from sktime.forecasting.compose import TransformedTargetForecaster
         from sktime.transformations.series.boxcox import LogTransformer
+        from sktime.transformations.series.difference import Differencer
 
-        forecaster = TransformedTargetForecaster(
-            [("log", LogTransformer()), ("model", forecaster)]
-        )
-    return ModelSpec("x", forecaster, True, "tuning")
+        steps = [("log", LogTransformer())]
+        if log == "returns":
+            steps.append(("returns", Differencer()))
+        forecaster = TransformedTargetForecaster([*steps, ("model", forecaster)])
+    return ModelSpec("x", forecaster, not local, "tuning")
 
 
 def gap(data: str, split: str) -> int:

@@ -106,9 +106,9 @@ class FineTunedPriceDirectionClassifier(
         as for :class:`~pricetune.FineTunedPriceRegressor`.
     max_epochs, batch_size, learning_rate, weight_decay, patience,
     validation_fraction, lr_schedule, warmup_fraction, gradient_clip,
-    accumulate_batches, augmentations, adversarial_epsilon, n_ensemble,
-    compile, checkpoint_dir, log_csv, tensorboard_dir, device, precision,
-    random_state, verbose
+    accumulate_batches, augmentations, adversarial_epsilon, ema_epochs,
+    n_ensemble, compile, checkpoint_dir, log_csv, tensorboard_dir, device,
+    precision, random_state, verbose
         the training options of :class:`~pricetune.FineTunedPriceRegressor`.
         Ensemble members average their log-odds. Augmentations must keep
         the direction of every move (``"scaling"``, ``"magnitude_warp"``,
@@ -163,6 +163,7 @@ class FineTunedPriceDirectionClassifier(
         accumulate_batches=1,
         augmentations=None,
         adversarial_epsilon=0.0,
+        ema_epochs=None,
         n_ensemble=1,
         compile=False,
         checkpoint_dir=None,
@@ -193,6 +194,7 @@ class FineTunedPriceDirectionClassifier(
         self.accumulate_batches = accumulate_batches
         self.augmentations = augmentations
         self.adversarial_epsilon = adversarial_epsilon
+        self.ema_epochs = ema_epochs
         self.n_ensemble = n_ensemble
         self.compile = compile
         self.checkpoint_dir = checkpoint_dir

@@ -273,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument(
         "--suite",
         action="store_true",
-        help="everything in docs/accuracy.md: monthly, daily and the ablation",
+        help="the suite of docs/accuracy.md: monthly, daily and the ablation",
     )
     bt.add_argument(
         "--quick",

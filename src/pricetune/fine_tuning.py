@@ -189,6 +189,10 @@ class FineTuningMixin:
                 "adversarial_epsilon must be zero (off) or positive, got "
                 f"{self.adversarial_epsilon}"
             )
+        if self.ema_epochs is not None and not float(self.ema_epochs) > 0:
+            raise ValueError(
+                f"ema_epochs must be positive or None, got {self.ema_epochs}"
+            )
         from pricetune.augmentations import build_augmentations
 
         build_augmentations(self.augmentations)  # names and settings checked
@@ -358,6 +362,9 @@ class FineTuningMixin:
                 compile=self.compile,
                 augmentations=tuple(build_augmentations(self.augmentations)),
                 adversarial_epsilon=float(self.adversarial_epsilon),
+                ema_epochs=(
+                    None if self.ema_epochs is None else float(self.ema_epochs)
+                ),
                 checkpoint_dir=self._checkpoint_dir(suffix),
                 log_csv=_with_suffix(self.log_csv, suffix),
                 tensorboard_dir=self._tensorboard_dir(suffix),

@@ -248,6 +248,12 @@ class FineTunedPriceForecaster(FineTuningMixin, BaseForecaster):
         when positive, each training batch also trains on its windows moved
         by this many typical one-step moves in the direction that raises the
         loss most (FGSM); the loss is the mean of both. 0 turns it off.
+    ema_epochs : float or None, default None
+        when set, validation, early stopping and the fitted model use an
+        exponential moving average of the trainable weights whose mean age
+        is about this many epochs (decay per optimiser step
+        ``1 - 1 / (ema_epochs * steps_per_epoch)``); it smooths out the
+        noise of the last optimiser steps. None trains without averaging.
     n_ensemble : int, default 1
         members trained from different seeds (the first from the seed of a
         single model). Quantile and distribution heads combine as an
@@ -405,6 +411,7 @@ class FineTunedPriceForecaster(FineTuningMixin, BaseForecaster):
         accumulate_batches=1,
         augmentations=None,
         adversarial_epsilon=0.0,
+        ema_epochs=None,
         n_ensemble=1,
         compile=False,
         checkpoint_dir=None,
@@ -437,6 +444,7 @@ class FineTunedPriceForecaster(FineTuningMixin, BaseForecaster):
         self.accumulate_batches = accumulate_batches
         self.augmentations = augmentations
         self.adversarial_epsilon = adversarial_epsilon
+        self.ema_epochs = ema_epochs
         self.n_ensemble = n_ensemble
         self.compile = compile
         self.checkpoint_dir = checkpoint_dir

@@ -97,6 +97,9 @@ class TrainingConfig:
     # FGSM: also train on windows moved by this many typical moves in the
     # direction that raises the loss most
     adversarial_epsilon: float = 0.0
+    # validate, stop early and end on an exponential moving average of the
+    # trainable weights whose mean age is about this many epochs (None: off)
+    ema_epochs: float | None = None
     checkpoint_dir: str | None = None
     log_csv: str | None = None
     tensorboard_dir: str | None = None
@@ -285,6 +288,12 @@ class Trainer:
         scheduler = _Schedule(
             optimiser, lambda step: config.learning_rate_factor(step, total_steps)
         )
+        average = None
+        if config.ema_epochs is not None:
+            average = WeightAverage(
+                {name: parameters[name] for name in trainable_names},
+                decay=1.0 - 1.0 / max(1.0, config.ema_epochs * steps_per_epoch),
+            )
         forward = model
         if config.compile:
             mode = None if config.compile is True else config.compile
@@ -316,6 +325,8 @@ class Trainer:
                 best_loss, stale = state["best_loss"], state["stale"]
                 best_state = state["best_state"] or None
                 done = state["done"]
+                if average is not None:
+                    average.load_state_dict(state["average"])
         log = _CsvLog(config.log_csv, restart=not history)
         board = _TensorBoardLog(config.tensorboard_dir, first_epoch=len(history) + 1)
         bar = tqdm(
@@ -337,13 +348,14 @@ class Trainer:
             model.train()
             order = train[torch.randperm(len(train), generator=generator).numpy()]
             total = self._train_epoch(
-                forward, model, source, order, optimiser, scheduler, strategy
+                forward, model, source, order, optimiser, scheduler, strategy, average
             )
             record = {"epoch": epoch, "train_loss": total / len(train)}
             if len(validation):
-                record["validation_loss"] = self.evaluate(
-                    model, windows, validation, source
-                )
+                with _averaged_weights(average):
+                    record["validation_loss"] = self.evaluate(
+                        model, windows, validation, source
+                    )
             record["learning_rate"] = scheduler.get_last_lr()[0]
             record["seconds"] = time.perf_counter() - started
             history.append(record)
@@ -354,9 +366,9 @@ class Trainer:
             if len(validation):
                 if record["validation_loss"] < best_loss:
                     best_loss, stale = record["validation_loss"], 0
+                    scored = parameters if average is None else average.averaged
                     best_state = {
-                        name: parameters[name].detach().clone()
-                        for name in trainable_names
+                        name: scored[name].detach().clone() for name in trainable_names
                     }
                 else:
                     stale += 1
@@ -382,16 +394,19 @@ class Trainer:
                         "stale": stale,
                         "best_state": best_state or {},
                         "done": done,
+                        "average": None if average is None else average.state_dict(),
                     }
                 )
         bar.close()
         board.close()
         if best_state is not None:
             model.load_state_dict(best_state, strict=False)
+        elif average is not None:
+            model.load_state_dict(average.averaged, strict=False)
         return history
 
     def _train_epoch(
-        self, forward, model, source, order, optimiser, scheduler, strategy
+        self, forward, model, source, order, optimiser, scheduler, strategy, average
     ) -> float:
         """One pass over ``order``; returns the summed (not averaged) loss.
 
@@ -424,6 +439,8 @@ class Trainer:
             scheduler.step()
             if strategy is not None:
                 strategy.on_optimizer_step(model, scheduler.last_epoch)
+            if average is not None:
+                average.update()
         return float(total)  # one synchronisation per epoch
 
     def _training_loss(self, model, batch, forward, strategy=None) -> torch.Tensor:
@@ -458,6 +475,56 @@ class Trainer:
         from pricetune import checkpoints
 
         checkpoints.save(self.config.checkpoint_dir, state)
+
+
+class WeightAverage:
+    """Exponential moving average of ``parameters`` (name -> tensor), updated
+    after each optimiser step with ``decay``. Update ``n`` (from 0) uses
+    ``min(decay, n / (n + 1))``: the plain mean of the weights so far until
+    that is shorter than the average's span, so the average is never
+    anchored to the initial weights."""
+
+    def __init__(self, parameters: dict, decay: float):
+        self.parameters = parameters
+        self.decay = decay
+        self.updates = 0
+        self.averaged = {name: p.detach().clone() for name, p in parameters.items()}
+
+    def update(self) -> None:
+        decay = min(self.decay, self.updates / (self.updates + 1))
+        self.updates += 1
+        with torch.no_grad():
+            for name, parameter in self.parameters.items():
+                self.averaged[name].lerp_(parameter.detach(), 1.0 - decay)
+
+    @contextlib.contextmanager
+    def swapped_in(self):
+        """The averaged weights in place of the trained ones, for a while."""
+        trained = {n: p.detach().clone() for n, p in self.parameters.items()}
+        with torch.no_grad():
+            for name, parameter in self.parameters.items():
+                parameter.copy_(self.averaged[name])
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for name, parameter in self.parameters.items():
+                    parameter.copy_(trained[name])
+
+    def state_dict(self) -> dict:
+        return {
+            "updates": self.updates,
+            "averaged": {n: t.detach().cpu() for n, t in self.averaged.items()},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.updates = state["updates"]
+        for name, tensor in state["averaged"].items():
+            self.averaged[name].copy_(tensor)
+
+
+def _averaged_weights(average: WeightAverage | None):
+    return contextlib.nullcontext() if average is None else average.swapped_in()
 
 
 def clip_gradients(parameters: list, max_norm: float) -> None:
