@@ -57,6 +57,7 @@ CONFIGS = {
         head="quantile",
         strategy="full",
         backbone_kwargs={"hidden_size": 8},
+        calibrate_intervals=True,  # interval_scale_ must survive too
     ),
     "minilm-lora": dict(
         backbone="minilm",
@@ -140,6 +141,7 @@ def assert_same_fitted_state(a, b):
         b.quantiles_,
         b.covariate_names_,
     )
+    assert a.interval_scale_ == b.interval_scale_
     assert (a.n_parameters_, a.n_trainable_parameters_) == (
         b.n_parameters_,
         b.n_trainable_parameters_,

@@ -139,6 +139,18 @@ def configs(data: str) -> dict[str, dict]:
             "patch_length": 6,
             "head": "student_t",
         },
+        # quantiles rescaled around the median on the validation windows
+        "minilm-lora-c24-cal": {
+            "context_length": 24,
+            "patch_length": 6,
+            "calibrate_intervals": True,
+        },
+        "minilm-lora-c24-student-t-cal": {
+            "context_length": 24,
+            "patch_length": 6,
+            "head": "student_t",
+            "calibrate_intervals": True,
+        },
         "minilm-lora-c24-returns": {
             "context_length": 24,
             "patch_length": 6,
@@ -164,6 +176,11 @@ def configs(data: str) -> dict[str, dict]:
         grid = {
             "default": {},
             "minilm-lora-c24": {"context_length": 24, "patch_length": 6},
+            "minilm-lora-c24-cal": {
+                "context_length": 24,
+                "patch_length": 6,
+                "calibrate_intervals": True,
+            },
             "minilm-lora-c24-log": {
                 "context_length": 24,
                 "patch_length": 6,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numbers
 import os
 import threading
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -189,6 +190,17 @@ class FineTuningMixin:
                 "adversarial_epsilon must be zero (off) or positive, got "
                 f"{self.adversarial_epsilon}"
             )
+        if getattr(self, "calibrate_intervals", False):
+            if float(self.validation_fraction) == 0:
+                raise ValueError(
+                    "calibrate_intervals needs validation windows to calibrate "
+                    "on: set validation_fraction above 0"
+                )
+            if not head_is_probabilistic(self.head, self.head_kwargs):
+                raise ValueError(
+                    f"calibrate_intervals needs a head that gives quantiles; "
+                    f"{self.head!r} gives point forecasts only"
+                )
         if self.ema_epochs is not None and not float(self.ema_epochs) > 0:
             raise ValueError(
                 f"ema_epochs must be positive or None, got {self.ema_epochs}"
@@ -249,6 +261,7 @@ class FineTuningMixin:
         self.device_ = device
         self.horizon_ = horizon
         self.quantiles_ = members[0].head.quantiles
+        self.interval_scale_ = 1.0
         self.n_parameters_ = sum(p.numel() for p in model.parameters())
         self.n_trainable_parameters_ = sum(
             p.numel() for p in model.parameters() if p.requires_grad
@@ -319,6 +332,54 @@ class FineTuningMixin:
         (sets ``training_history_``)."""
         self._assemble(settings, horizon, windows.n_covariate_features)
         self.training_history_ = self._train(windows)
+        self._calibrate_intervals(windows)
+
+    def _calibrate_intervals(self, windows) -> None:
+        """With ``calibrate_intervals``, set ``interval_scale_``: the factor on
+        the quantiles' distances from the median that minimises the mean
+        quantile loss on the validation windows, in units of each window's
+        scale (so every series weighs alike), from a grid of 0.25 to 4."""
+        if not getattr(self, "calibrate_intervals", False):
+            return
+        import torch
+
+        from pricetune.backtesting.metrics import pinball_loss
+
+        _, validation = windows.split(float(self.validation_fraction))
+        if not len(validation):
+            warnings.warn(
+                "calibrate_intervals: too few windows to hold any out for "
+                "validation; the intervals are left as trained",
+                UserWarning,
+                stacklevel=4,
+            )
+            return
+        contexts, targets, covariates = windows.batch(validation)
+        self.interval_scale_ = 1.0
+        outputs = np.concatenate(
+            [
+                self._raw_outputs(
+                    contexts[start : start + 1024],
+                    None if covariates is None else covariates[start : start + 1024],
+                )
+                for start in range(0, len(contexts), 1024)
+            ]
+        )
+        with torch.no_grad():
+            _, scale = self._members()[0].scaling(
+                torch.tensor(contexts, dtype=torch.float32)
+            )
+        scale = scale.numpy().astype(np.float64)[:, :, None]  # (n, 1, 1)
+        median = self._median(outputs)
+        spread = ((outputs - median) / scale).reshape(-1, outputs.shape[-1])
+        actual = (targets[:, :, None] / scale).reshape(-1)
+        centre = (median / scale).reshape(-1, 1)
+        factors = np.geomspace(0.25, 4.0, 49)
+        losses = [
+            pinball_loss(actual, centre + factor * spread, self.quantiles_).mean()
+            for factor in factors
+        ]
+        self.interval_scale_ = float(factors[int(np.argmin(losses))])
 
     def _members(self) -> list:
         """The trained models: the ensemble's members, or the one model."""
@@ -431,7 +492,7 @@ class FineTuningMixin:
                 output = output * scale[..., None] + loc[..., None]
             members.append(output.cpu().numpy().astype(np.float64))
         if len(members) == 1:
-            return members[0]
+            return self._scaled_intervals(members[0], denormalise)
         stacked = np.stack(members)  # (members, n, horizon, n_values)
         if self.quantiles_ is None:  # point forecasts: their mean
             return stacked.mean(axis=0)
@@ -439,7 +500,25 @@ class FineTuningMixin:
         mixed = mixture_quantiles(
             self.quantiles_, stacked.reshape(len(members), n * steps, n_levels)
         )
-        return mixed.reshape(n, steps, n_levels)
+        return self._scaled_intervals(mixed.reshape(n, steps, n_levels), denormalise)
+
+    def _scaled_intervals(self, outputs: np.ndarray, denormalise: bool) -> np.ndarray:
+        """``outputs`` with each quantile's distance from the median times
+        ``interval_scale_`` (see ``calibrate_intervals``)."""
+        factor = getattr(self, "interval_scale_", 1.0)
+        if factor == 1.0 or self.quantiles_ is None or not denormalise:
+            return outputs
+        median = self._median(outputs)
+        return median + factor * (outputs - median)
+
+    def _median(self, outputs: np.ndarray) -> np.ndarray:
+        """The median of quantile outputs ``(n, steps, n_levels)``:
+        ``(n, steps, 1)``."""
+        from pricetune.quantiles import interpolate_quantiles
+
+        n, steps, n_levels = outputs.shape
+        flat = outputs.reshape(n * steps, n_levels)
+        return interpolate_quantiles(self.quantiles_, flat, [0.5]).reshape(n, steps, 1)
 
     def _quantiles_from(self, outputs: np.ndarray, alpha) -> np.ndarray:
         """Quantiles at levels ``alpha`` from one sample's outputs

@@ -254,6 +254,12 @@ class FineTunedPriceForecaster(FineTuningMixin, BaseForecaster):
         is about this many epochs (decay per optimiser step
         ``1 - 1 / (ema_epochs * steps_per_epoch)``); it smooths out the
         noise of the last optimiser steps. None trains without averaging.
+    calibrate_intervals : bool, default False
+        after training, multiply each forecast quantile's distance from the
+        median by the factor (0.25 to 4) that minimises the quantile loss on
+        the validation windows, in units of each window's scale; it is kept
+        in ``interval_scale_``, and the median does not move. Needs a head
+        that gives quantiles and ``validation_fraction`` above 0.
     n_ensemble : int, default 1
         members trained from different seeds (the first from the seed of a
         single model). Quantile and distribution heads combine as an
@@ -330,6 +336,8 @@ class FineTunedPriceForecaster(FineTuningMixin, BaseForecaster):
         number of steps the model forecasts (``max(fh)`` seen in ``fit``).
     quantiles_ : tuple of float or None
         quantile levels the head predicts.
+    interval_scale_ : float
+        the factor ``calibrate_intervals`` chose (1.0 without it).
     n_parameters_, n_trainable_parameters_ : int
     training_history_ : pandas.DataFrame
         one row per epoch: train and validation loss, seconds.
@@ -412,6 +420,7 @@ class FineTunedPriceForecaster(FineTuningMixin, BaseForecaster):
         augmentations=None,
         adversarial_epsilon=0.0,
         ema_epochs=None,
+        calibrate_intervals=False,
         n_ensemble=1,
         compile=False,
         checkpoint_dir=None,
@@ -445,6 +454,7 @@ class FineTunedPriceForecaster(FineTuningMixin, BaseForecaster):
         self.augmentations = augmentations
         self.adversarial_epsilon = adversarial_epsilon
         self.ema_epochs = ema_epochs
+        self.calibrate_intervals = calibrate_intervals
         self.n_ensemble = n_ensemble
         self.compile = compile
         self.checkpoint_dir = checkpoint_dir
@@ -792,6 +802,7 @@ class FineTunedPriceForecaster(FineTuningMixin, BaseForecaster):
     def _continue_training(self, windows) -> None:
         self._n_updates += 1
         history = self._train(windows)
+        self._calibrate_intervals(windows)
         history.insert(0, "update", self._n_updates)
         self.training_history_ = pd.concat(
             [self.training_history_, history], ignore_index=True

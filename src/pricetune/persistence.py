@@ -542,6 +542,7 @@ def _model_state(estimator) -> dict:
         if estimator.quantiles_ is None
         else _floats(estimator.quantiles_),
         "n_parameters": int(estimator.n_parameters_),
+        "interval_scale": float(getattr(estimator, "interval_scale_", 1.0)),
         "training_history": None if history is None else _encode_frame(history),
     }
 
@@ -571,6 +572,7 @@ def restore_model(estimator, model_state: dict, tensors: dict, settings=None) ->
     estimator._seed = model_state["seed"]
     estimator._seeds = member_seeds(estimator._seed, len(estimator._seeds))
     estimator._n_updates = model_state["n_updates"]
+    estimator.interval_scale_ = float(model_state.get("interval_scale", 1.0))
     history = model_state.get("training_history")
     if history is not None:
         estimator.training_history_ = _decode_frame(history)

@@ -107,6 +107,12 @@ class FineTunedPriceRegressor(WindowRowsMixin, RegressorMixin, BaseEstimator):
         is about this many epochs (decay per optimiser step
         ``1 - 1 / (ema_epochs * steps_per_epoch)``); it smooths out the
         noise of the last optimiser steps. None trains without averaging.
+    calibrate_intervals : bool, default False
+        after training, multiply each forecast quantile's distance from the
+        median by the factor (0.25 to 4) that minimises the quantile loss on
+        the validation windows, in units of each window's scale; it is kept
+        in ``interval_scale_``, and the median does not move. Needs a head
+        that gives quantiles and ``validation_fraction`` above 0.
     n_ensemble : int, default 1
         members trained from different seeds (the first from the seed of a
         single model). Quantile and distribution heads combine as an
@@ -166,6 +172,8 @@ class FineTunedPriceRegressor(WindowRowsMixin, RegressorMixin, BaseEstimator):
         number of outputs: 1 for 1-D ``y``, ``y.shape[1]`` for 2-D ``y``.
     quantiles_ : tuple of float or None
         quantile levels the head predicts.
+    interval_scale_ : float
+        the factor ``calibrate_intervals`` chose (1.0 without it).
     n_parameters_, n_trainable_parameters_ : int
     training_history_ : pandas.DataFrame
         one row per epoch: train and validation loss, seconds.
@@ -223,6 +231,7 @@ class FineTunedPriceRegressor(WindowRowsMixin, RegressorMixin, BaseEstimator):
         augmentations=None,
         adversarial_epsilon=0.0,
         ema_epochs=None,
+        calibrate_intervals=False,
         n_ensemble=1,
         compile=False,
         checkpoint_dir=None,
@@ -256,6 +265,7 @@ class FineTunedPriceRegressor(WindowRowsMixin, RegressorMixin, BaseEstimator):
         self.augmentations = augmentations
         self.adversarial_epsilon = adversarial_epsilon
         self.ema_epochs = ema_epochs
+        self.calibrate_intervals = calibrate_intervals
         self.n_ensemble = n_ensemble
         self.compile = compile
         self.checkpoint_dir = checkpoint_dir

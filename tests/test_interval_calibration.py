@@ -1,0 +1,140 @@
+"""``calibrate_intervals``: the spread of the forecast quantiles around the
+median is rescaled by the factor that fits the validation windows best."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pricetune import FineTunedPriceForecaster, FineTunedPriceRegressor
+from pricetune.windows import series_windows
+
+SETTINGS = {
+    "backbone": "lstm",
+    "backbone_kwargs": {"hidden_size": 8},
+    "strategy": "full",
+    "head_kwargs": {"quantiles": [0.1, 0.25, 0.5, 0.75, 0.9]},
+    "context_length": 16,
+    "patch_length": 4,
+    "max_epochs": 2,
+    "random_state": 0,
+    "verbose": 0,
+}
+LEVELS = np.array([0.1, 0.25, 0.5, 0.75, 0.9])
+
+
+@pytest.fixture(scope="module")
+def y(brent_monthly):
+    return brent_monthly.iloc[-200:]
+
+
+@pytest.fixture(scope="module")
+def pair(y):
+    """The same fit (same seed, same training) without and with calibration."""
+    plain = FineTunedPriceForecaster(**SETTINGS).fit(y, fh=[1, 2, 3])
+    calibrated = FineTunedPriceForecaster(**SETTINGS, calibrate_intervals=True).fit(
+        y, fh=[1, 2, 3]
+    )
+    return plain, calibrated
+
+
+def test_the_median_stays_and_the_spread_scales(pair):
+    plain, calibrated = pair
+    assert plain.interval_scale_ == 1.0
+    factor = calibrated.interval_scale_
+    assert 0.25 <= factor <= 4.0 and factor != 1.0
+    pd.testing.assert_series_equal(plain.predict(), calibrated.predict())
+    alpha = [0.1, 0.5, 0.9]
+    a = plain.predict_quantiles(alpha=alpha).to_numpy()
+    b = calibrated.predict_quantiles(alpha=alpha).to_numpy()
+    np.testing.assert_allclose(b[:, 1], a[:, 1])
+    np.testing.assert_allclose(b - b[:, [1]], factor * (a - a[:, [1]]), rtol=1e-9)
+
+
+def pinball(levels, quantiles, actual):
+    """Mean quantile loss: quantiles (n, steps, levels), actual (n, steps)."""
+    error = actual[:, :, None] - quantiles
+    return float(np.mean(np.maximum(levels * error, (levels - 1) * error)))
+
+
+def test_the_factor_fits_the_validation_windows_best(pair, y):
+    plain, calibrated = pair
+    windows = series_windows(y.to_numpy(dtype=float), 16, 3)
+    _, validation = windows.split(0.2)
+    contexts, targets, _ = windows.batch(validation)
+    outputs = plain._raw_outputs(contexts)  # (n, 3, 5), uncalibrated
+    median = outputs[:, :, [2]]
+    # in units of each window's mean absolute one-step change, as fitted
+    scale = np.abs(np.diff(contexts, axis=1)).mean(axis=1)[:, None, None]
+    chosen = calibrated.interval_scale_
+
+    def loss(factor):
+        quantiles = median + factor * (outputs - median)
+        return pinball(LEVELS, quantiles / scale, targets / scale[:, :, 0])
+
+    for other in (0.25, 0.5, 1.0, 2.0, 4.0, chosen * 0.9, chosen * 1.1):
+        assert loss(chosen) <= loss(other) + 1e-12, other
+
+
+def test_update_calibrates_again(y):
+    forecaster = FineTunedPriceForecaster(**SETTINGS, calibrate_intervals=True)
+    forecaster.fit(y.iloc[:-24], fh=[1, 2, 3])
+    calls = []
+    original = forecaster._calibrate_intervals
+
+    def counting(windows):
+        calls.append(len(windows))
+        original(windows)
+
+    forecaster._calibrate_intervals = counting
+    forecaster.update(y.iloc[-24:], update_params=True)
+    assert calls == [len(y) - 16 - 3 + 1]
+    forecaster.update(y.iloc[-24:-23].set_axis(y.index[-1:] + 1), update_params=False)
+    assert len(calls) == 1  # no training, nothing to calibrate
+
+
+def test_a_panel_calibrates_on_every_series_validation_windows():
+    from pricetune.datasets import load_gold, load_wti
+
+    panel = pd.concat(
+        {"wti": load_wti("monthly").iloc[-120:], "gold": load_gold().iloc[-120:]},
+        names=["series", "date"],
+    ).to_frame("price")
+    plain = FineTunedPriceForecaster(**SETTINGS).fit(panel, fh=[1, 2])
+    calibrated = FineTunedPriceForecaster(**SETTINGS, calibrate_intervals=True)
+    calibrated.fit(panel, fh=[1, 2])
+    assert calibrated.interval_scale_ != 1.0
+    pd.testing.assert_frame_equal(plain.predict(), calibrated.predict())
+    a = plain.predict_interval(coverage=0.8).to_numpy()
+    b = calibrated.predict_interval(coverage=0.8).to_numpy()
+    np.testing.assert_allclose(
+        b[:, 1] - b[:, 0], calibrated.interval_scale_ * (a[:, 1] - a[:, 0])
+    )
+
+
+def test_the_regressor_calibrates_too(y):
+    values = y.to_numpy(dtype=float)
+    X = np.lib.stride_tricks.sliding_window_view(values[:-3], 16)
+    targets = np.lib.stride_tricks.sliding_window_view(values[16:], 3)
+    regressor = FineTunedPriceRegressor(
+        **{k: v for k, v in SETTINGS.items() if k != "context_length"},
+        calibrate_intervals=True,
+    ).fit(X, targets)
+    assert 0.25 <= regressor.interval_scale_ <= 4.0
+    assert regressor.interval_scale_ != 1.0
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"validation_fraction": 0.0}, "set validation_fraction above 0"),
+        ({"head": "linear", "head_kwargs": None}, "'linear' gives point forecasts"),
+    ],
+)
+def test_calibration_needs_validation_windows_and_quantiles(y, settings, message):
+    forecaster = FineTunedPriceForecaster(
+        **{**SETTINGS, **settings}, calibrate_intervals=True
+    )
+    with pytest.raises(ValueError, match=message):
+        forecaster.fit(y, fh=[1])
