@@ -355,7 +355,7 @@ class FineTuningMixin:
             )
             return
         contexts, targets, covariates = windows.batch(validation)
-        self.interval_scale_ = 1.0
+        self.interval_scale_ = 1.0  # the quantiles as trained, not as last scaled
         outputs = np.concatenate(
             [
                 self._raw_outputs(
