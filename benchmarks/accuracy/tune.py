@@ -28,6 +28,8 @@ HORIZON = {"monthly": 12, "daily": 20}
 STEP = {"monthly": 12, "daily": 20}
 
 BASE = {"head": "quantile", "strategy": "full"}
+# the default's context and patches (the grid's other settings change one thing)
+C24 = {"context_length": 24, "patch_length": 6}
 
 
 def configs(data: str) -> dict[str, dict]:
@@ -39,11 +41,10 @@ def configs(data: str) -> dict[str, dict]:
         # FineTunedPriceForecaster() as shipped when the grid ran (context
         # 64, patch 8; see below); the default is now minilm-lora-c24
         "default": {},
-        "minilm-lora-c24": {"context_length": 24, "patch_length": 6},
+        "minilm-lora-c24": dict(C24),
         # the default since context 24 was chosen, as a 3-member ensemble
         "minilm-lora-c24-n3": {
-            "context_length": 24,
-            "patch_length": 6,
+            **C24,
             "n_ensemble": 3,
         },
         "minilm-lora-c64-mean": {"normalization": "mean"},
@@ -51,8 +52,7 @@ def configs(data: str) -> dict[str, dict]:
         "none-c24": {
             **BASE,
             "backbone": "none",
-            "context_length": 24,
-            "patch_length": 6,
+            **C24,
         },
         "none-c64": {**BASE, "backbone": "none"},
         "none-c64-mean": {**BASE, "backbone": "none", "normalization": "mean"},
@@ -60,15 +60,13 @@ def configs(data: str) -> dict[str, dict]:
         "none-c24-log": {
             **BASE,
             "backbone": "none",
-            "context_length": 24,
-            "patch_length": 6,
+            **C24,
             "log": True,
         },
         "lstm-c24": {
             **BASE,
             "backbone": "lstm",
-            "context_length": 24,
-            "patch_length": 6,
+            **C24,
         },
         "lstm-c64": {**BASE, "backbone": "lstm"},
         "lstm-c64-log": {**BASE, "backbone": "lstm", "log": True},
@@ -77,113 +75,96 @@ def configs(data: str) -> dict[str, dict]:
         "minilm-frozen-c64": {"strategy": "frozen"},
         "minilm-layernorm-c64": {"strategy": "layernorm"},
         "minilm-lora-c64-lr3e-4": {"learning_rate": 3e-4},
-        "minilm-lora-c24-log": {"context_length": 24, "patch_length": 6, "log": True},
+        "minilm-lora-c24-log": {**C24, "log": True},
         "none-c24-e5": {
             **BASE,
             "backbone": "none",
-            "context_length": 24,
-            "patch_length": 6,
+            **C24,
             "max_epochs": 5,
         },
         "none-c24-lr1e-4": {
             **BASE,
             "backbone": "none",
-            "context_length": 24,
-            "patch_length": 6,
+            **C24,
             "learning_rate": 1e-4,
         },
         "none-c64-lr1e-4": {**BASE, "backbone": "none", "learning_rate": 1e-4},
         "lstm-c24-lr1e-4": {
             **BASE,
             "backbone": "lstm",
-            "context_length": 24,
-            "patch_length": 6,
+            **C24,
             "learning_rate": 1e-4,
         },
         "minilm-lora-c24-lr3e-4": {
-            "context_length": 24,
-            "patch_length": 6,
+            **C24,
             "learning_rate": 3e-4,
         },
         "minilm-lora-c24-v30": {
-            "context_length": 24,
-            "patch_length": 6,
+            **C24,
             "validation_fraction": 0.3,
         },
         "minilm-lora-c24-lr1e-4": {
-            "context_length": 24,
-            "patch_length": 6,
+            **C24,
             "learning_rate": 1e-4,
         },
         # exponential moving average of the weights, mean age 1 or 3 epochs
         "minilm-lora-c24-ema1": {
-            "context_length": 24,
-            "patch_length": 6,
+            **C24,
             "ema_epochs": 1,
         },
         "minilm-lora-c24-ema3": {
-            "context_length": 24,
-            "patch_length": 6,
+            **C24,
             "ema_epochs": 3,
         },
         # the rest of the list for the default, one change each
         "minilm-lora-c24-mean": {
-            "context_length": 24,
-            "patch_length": 6,
+            **C24,
             "normalization": "mean",
         },
         "minilm-lora-c24-p4": {"context_length": 24, "patch_length": 4},
         "minilm-lora-c24-p12": {"context_length": 24, "patch_length": 12},
         "minilm-lora-c24-student-t": {
-            "context_length": 24,
-            "patch_length": 6,
+            **C24,
             "head": "student_t",
         },
         # quantiles rescaled around the median on the validation windows
         "minilm-lora-c24-cal": {
-            "context_length": 24,
-            "patch_length": 6,
+            **C24,
             "calibrate_intervals": True,
         },
         "minilm-lora-c24-student-t-cal": {
-            "context_length": 24,
-            "patch_length": 6,
+            **C24,
             "head": "student_t",
             "calibrate_intervals": True,
         },
         "minilm-lora-c24-returns": {
-            "context_length": 24,
-            "patch_length": 6,
+            **C24,
             "normalization": "mean",
             "log": "returns",
         },
         "minilm-lora-c24-local": {
-            "context_length": 24,
-            "patch_length": 6,
+            **C24,
             "local": True,
         },
         "minilm-lora-c64-e5": {"max_epochs": 5},
-        "gru-c24": {**BASE, "backbone": "gru", "context_length": 24, "patch_length": 6},
+        "gru-c24": {**BASE, "backbone": "gru", **C24},
         "lstm-c24-log": {
             **BASE,
             "backbone": "lstm",
-            "context_length": 24,
-            "patch_length": 6,
+            **C24,
             "log": True,
         },
     }
     if data == "daily":
         grid = {
             "default": {},
-            "minilm-lora-c24": {"context_length": 24, "patch_length": 6},
+            "minilm-lora-c24": dict(C24),
             "minilm-lora-c24-cal": {
-                "context_length": 24,
-                "patch_length": 6,
+                **C24,
                 "calibrate_intervals": True,
             },
             "minilm-lora-c24-log": {
-                "context_length": 24,
-                "patch_length": 6,
+                **C24,
                 "log": True,
             },
             "minilm-lora-c128": {"context_length": 128, "patch_length": 16},
