@@ -26,7 +26,7 @@ added piece by piece, to show where the toolkit's time goes.
 of 10, 100, 1,000 and 10,000 synthetic series of 500 points, with their peak
 host memory (tracemalloc for numpy's allocations, and the rise of a fresh
 process's peak resident set); it skips with "panel support not available"
-where ``pricetune.windows`` has no ``PanelWindows``.
+where ``pricetune.data.windows`` has no ``PanelWindows``.
 
     PYTHONPATH=src python benchmarks/throughput.py --quick      # CPU, minutes
     PYTHONPATH=src python benchmarks/throughput.py --device cuda --batch-size 2048 4096
@@ -57,8 +57,8 @@ import pandas as pd
 import torch
 
 from pricetune import FineTunedPriceForecaster
-from pricetune.batches import batch_source
-from pricetune.windows import series_windows
+from pricetune.data.batches import batch_source
+from pricetune.data.windows import series_windows
 
 #: (label, backbone, strategies); "minilm" becomes "hf" with a MiniLM-shaped
 #: random-weight config where the weights package is missing
@@ -598,7 +598,7 @@ SCALING = dict(context=64, patch=8, stride=4, horizon=8, batch=1024, epochs=2)
 
 
 def panel_available() -> bool:
-    import pricetune.windows as windows_module
+    import pricetune.data.windows as windows_module
 
     return hasattr(windows_module, "PanelWindows")
 
@@ -679,8 +679,8 @@ def scaling_worker(n_series: int, mode: str) -> dict:
     "none", so that the model costs next to nothing and the data pipeline
     shows); "forecaster": FineTunedPriceForecaster.fit on a panel y.
     """
+    from pricetune.data.windows import PanelWindows
     from pricetune.training import Trainer, TrainingConfig
-    from pricetune.windows import PanelWindows
 
     s = SCALING
     params = dict(
@@ -772,7 +772,7 @@ def scaling(args) -> str | None:
     if not panel_available():
         print(
             "\nscaling run skipped: panel support not available "
-            "(pricetune.windows has no PanelWindows yet)"
+            "(pricetune.data.windows has no PanelWindows yet)"
         )
         return None
     import json

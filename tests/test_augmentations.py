@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from pricetune import FineTunedPriceForecaster
-from pricetune.augmentations import (
+from pricetune.components.augmentations import (
     Augmentation,
     Jitter,
     MagnitudeWarp,
@@ -20,9 +20,9 @@ from pricetune.augmentations import (
 )
 from pricetune.components.heads import LinearHead
 from pricetune.components.simple_backbones import NoBackbone
-from pricetune.model import PatchForecastModel
+from pricetune.data.windows import series_windows
+from pricetune.nn.model import PatchForecastModel
 from pricetune.training import Trainer, TrainingConfig
-from pricetune.windows import series_windows
 
 CPU = torch.device("cpu")
 

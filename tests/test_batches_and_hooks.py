@@ -9,13 +9,18 @@ import pytest
 import torch
 from torch import nn
 
-from pricetune.batches import DeviceBatches, HostBatches, batch_source, device_bytes
 from pricetune.components.contract import Strategy
 from pricetune.components.heads import LinearHead
 from pricetune.components.simple_backbones import LSTMBackbone
-from pricetune.model import PatchForecastModel
+from pricetune.data.batches import (
+    DeviceBatches,
+    HostBatches,
+    batch_source,
+    device_bytes,
+)
+from pricetune.data.windows import PanelWindows, series_windows
+from pricetune.nn.model import PatchForecastModel
 from pricetune.training import Trainer, TrainingConfig, parameter_groups
-from pricetune.windows import PanelWindows, series_windows
 
 CPU = torch.device("cpu")
 
@@ -71,7 +76,7 @@ def test_device_bytes_counts_float32_copies(series, panel):
 def test_batch_source_copies_small_data_only(series, monkeypatch):
     assert isinstance(batch_source(series, CPU), DeviceBatches)
     assert isinstance(batch_source(series, CPU, "host"), HostBatches)
-    monkeypatch.setattr("pricetune.batches.HOST_COPY_LIMIT", 100)
+    monkeypatch.setattr("pricetune.data.batches.HOST_COPY_LIMIT", 100)
     assert isinstance(batch_source(series, CPU), HostBatches)
     assert isinstance(batch_source(series, CPU, "device"), DeviceBatches)
     with pytest.raises(ValueError, match="placement must be"):

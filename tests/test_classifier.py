@@ -11,7 +11,7 @@ from sklearn.model_selection import GridSearchCV, TimeSeriesSplit
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from pricetune import FineTunedPriceDirectionClassifier
-from pricetune.classifier import DirectionHead, direction_rows
+from pricetune.estimators.classifier import DirectionHead, direction_rows
 
 FAST = {
     "backbone": "none",
@@ -154,11 +154,13 @@ def test_sktime_adapter_classifies_series(brent_monthly):
 def test_docstring_example_runs():
     import doctest
 
-    import pricetune.classifier
+    import pricetune.estimators.classifier
 
     finder = doctest.DocTestFinder()
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
-    tests = finder.find(pricetune.classifier.FineTunedPriceDirectionClassifier)
+    tests = finder.find(
+        pricetune.estimators.classifier.FineTunedPriceDirectionClassifier
+    )
     examples = [test for test in tests if test.examples]
     assert examples
     for test in examples:

@@ -400,12 +400,12 @@ def test_kit_catches_a_broken_augmentation(augmentation, message):
 
 
 def test_kit_catches_an_augmentation_predict_calls(monkeypatch):
-    from pricetune import fine_tuning
+    from pricetune.estimators import fine_tuning
 
     original = fine_tuning.FineTuningMixin._raw_outputs
 
     def augmenting_predict(self, contexts, covariates=None, denormalise=True):
-        from pricetune.augmentations import build_augmentations
+        from pricetune.components.augmentations import build_augmentations
 
         for augmentation in build_augmentations(self.augmentations):
             context = torch.tensor(np.atleast_2d(contexts), dtype=torch.float32)

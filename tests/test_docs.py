@@ -40,11 +40,11 @@ def test_doc_page_examples_run(page, tmp_path, monkeypatch, fresh_plugins):
 def test_forecaster_docstring_example_runs():
     import doctest
 
-    import pricetune.forecaster
+    import pricetune.estimators.forecaster
 
     finder = doctest.DocTestFinder()
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
-    tests = finder.find(pricetune.forecaster.FineTunedPriceForecaster)
+    tests = finder.find(pricetune.estimators.forecaster.FineTunedPriceForecaster)
     examples = [test for test in tests if test.examples]
     assert examples
     for test in examples:

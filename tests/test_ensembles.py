@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from pricetune import FineTunedPriceForecaster, FineTunedPriceRegressor
-from pricetune.fine_tuning import member_seeds
-from pricetune.model import EnsembleModel
-from pricetune.quantiles import mixture_quantiles
+from pricetune.estimators.fine_tuning import member_seeds
+from pricetune.nn.model import EnsembleModel
+from pricetune.nn.quantiles import mixture_quantiles
 
 LEVELS = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)
 PARAMS = dict(

@@ -10,7 +10,7 @@ import torch
 
 from pricetune import FineTunedPriceForecaster
 from pricetune.components.heads import LinearHead, QuantileHead, pinball_loss
-from pricetune.quantiles import interpolate_quantiles
+from pricetune.nn.quantiles import interpolate_quantiles
 
 
 def test_quantile_head_shapes_and_no_crossing():

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from pricetune import FineTunedPriceForecaster, FineTunedPriceRegressor
-from pricetune.windows import series_windows
+from pricetune.data.windows import series_windows
 
 SETTINGS = {
     "backbone": "lstm",

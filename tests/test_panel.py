@@ -14,9 +14,9 @@ import torch
 from sktime.utils._testing.hierarchical import _make_hierarchical
 
 from pricetune import FineTunedPriceForecaster
+from pricetune.data.windows import PanelWindows, ShortSeriesWarning, series_windows
 from pricetune.datasets import load_brent, load_gold, load_henry_hub, load_wti
 from pricetune.training import split_windows
-from pricetune.windows import PanelWindows, ShortSeriesWarning, series_windows
 
 FH = [1, 2, 3]
 CONTEXT = 24

@@ -229,7 +229,10 @@ def test_safe_format_document(fitted, tmp_path):
     assert document["format"] == "pricetune"
     assert document["format_version"] == persistence.FORMAT_VERSION
     assert document["pricetune_version"] == pricetune.__version__
-    assert document["estimator"] == "pricetune.forecaster.FineTunedPriceForecaster"
+    assert (
+        document["estimator"]
+        == "pricetune.estimators.forecaster.FineTunedPriceForecaster"
+    )
     assert document["params"] == forecaster.get_params()
     for kind in ("backbone", "head", "strategy"):
         info = plugins.get_registry(kind).info(getattr(forecaster, kind))

@@ -185,7 +185,7 @@ def test_hook_register_strategies(fresh):
 
 
 def test_hook_register_augmentations(fresh):
-    from pricetune.augmentations import Jitter
+    from pricetune.components.augmentations import Jitter
 
     class LouderJitter(Jitter):
         pass
@@ -196,7 +196,7 @@ def test_hook_register_augmentations(fresh):
     assert plugins.register_plugin(plugin, name="hook-augmentations")
     assert plugins.get_component("augmentation", "hook-augmentation") is LouderJitter
     check_augmentation("hook-augmentation", forecaster=False)
-    from pricetune.augmentations import build_augmentations
+    from pricetune.components.augmentations import build_augmentations
 
     (built,) = build_augmentations([("hook-augmentation", {"sigma": 0.3})])
     assert isinstance(built, LouderJitter) and built.sigma == 0.3

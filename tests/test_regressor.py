@@ -273,11 +273,11 @@ def test_bad_input_fails_clearly_and_is_left_untouched(brent_windows):
 
 
 def test_docstring_example_runs():
-    import pricetune.regressor
+    import pricetune.estimators.regressor
 
     finder = doctest.DocTestFinder()
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
-    tests = finder.find(pricetune.regressor.FineTunedPriceRegressor)
+    tests = finder.find(pricetune.estimators.regressor.FineTunedPriceRegressor)
     examples = [test for test in tests if test.examples]
     assert examples
     for test in examples:

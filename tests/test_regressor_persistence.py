@@ -208,7 +208,10 @@ def test_safe_format_document(fitted, tmp_path):
     regressor = fitted.regressor
     assert persistence.save(regressor, tmp_path) == tmp_path
     document = json.loads((tmp_path / METADATA_FILE).read_text())
-    assert document["estimator"] == "pricetune.regressor.FineTunedPriceRegressor"
+    assert (
+        document["estimator"]
+        == "pricetune.estimators.regressor.FineTunedPriceRegressor"
+    )
     assert document["pricetune_version"] == pricetune.__version__
     assert document["params"] == regressor.get_params()
     for kind in ("backbone", "head", "strategy"):
@@ -442,8 +445,8 @@ def test_save_rejects_parameters_json_cannot_hold(tmp_path):
 def test_load_refuses_the_other_estimator(saved, tmp_path, brent_monthly):
     with pytest.raises(
         PersistenceError,
-        match="holds a pricetune.regressor.FineTunedPriceRegressor, not a "
-        "pricetune.forecaster.FineTunedPriceForecaster",
+        match="holds a pricetune.estimators.regressor.FineTunedPriceRegressor, not a "
+        "pricetune.estimators.forecaster.FineTunedPriceForecaster",
     ):
         FineTunedPriceForecaster.load(saved)
     FineTunedPriceForecaster(
@@ -455,7 +458,7 @@ def test_load_refuses_the_other_estimator(saved, tmp_path, brent_monthly):
     ).fit(brent_monthly.iloc[-40:], fh=[1]).save(
         tmp_path, serialization_format="safetensors"
     )
-    with pytest.raises(PersistenceError, match="not a pricetune.regressor"):
+    with pytest.raises(PersistenceError, match="not a pricetune.estimators.regressor"):
         FineTunedPriceRegressor.load(tmp_path)
 
 

@@ -25,10 +25,10 @@ from pricetune.components.strategies import (
     GradualUnfreezing,
     layer_parameters,
 )
-from pricetune.model import PatchForecastModel
+from pricetune.data.windows import series_windows
+from pricetune.nn.model import PatchForecastModel
 from pricetune.plugins import get_component
 from pricetune.training import Trainer, TrainingConfig, parameter_groups
-from pricetune.windows import series_windows
 
 HIDDEN, INTERMEDIATE = 384, 1536  # all-MiniLM-L6-v2
 N_PATCHES = 7  # context_length 16, patch_length 4, stride 2

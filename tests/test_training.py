@@ -53,7 +53,7 @@ def test_auto_precision_is_bf16_on_cuda_only(monkeypatch):
 
 def test_bf16_autocast_path_trains_on_cpu(brent_monthly, monkeypatch):
     # the GPU path's autocast code, exercised with CPU autocast
-    import pricetune.forecaster as forecaster_module  # noqa: F401
+    import pricetune.estimators.forecaster as forecaster_module  # noqa: F401
     from pricetune import training
 
     monkeypatch.setattr(training, "resolve_precision", lambda p, d: torch.bfloat16)
@@ -99,8 +99,8 @@ def test_early_stopping_stops_and_restores_the_best_weights(brent_monthly):
     assert len(history) == best + 1 + 2  # stopped `patience` epochs after the best
 
     # the restored weights give the best validation loss, not the last one
+    from pricetune.data.windows import series_windows
     from pricetune.training import Trainer, TrainingConfig
-    from pricetune.windows import series_windows
 
     windows = series_windows(forecaster._history, 16, 2)
     _, validation = split_windows(len(windows), 2, 0.2)

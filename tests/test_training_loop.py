@@ -12,13 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from pricetune import checkpoints
 from pricetune.components.contract import Strategy
 from pricetune.components.heads import LinearHead, QuantileHead
 from pricetune.components.simple_backbones import LSTMBackbone, NoBackbone
-from pricetune.model import PatchForecastModel
-from pricetune.training import Trainer, TrainingConfig, WeightAverage
-from pricetune.windows import series_windows
+from pricetune.data.windows import series_windows
+from pricetune.nn.model import PatchForecastModel
+from pricetune.training import Trainer, TrainingConfig, WeightAverage, checkpoints
 
 CPU = torch.device("cpu")
 

@@ -23,14 +23,14 @@ __all__ = [
 
 if TYPE_CHECKING:
     from pricetune.backtesting import backtest
-    from pricetune.classifier import FineTunedPriceDirectionClassifier
-    from pricetune.forecaster import FineTunedPriceForecaster
-    from pricetune.regressor import FineTunedPriceRegressor
+    from pricetune.estimators.classifier import FineTunedPriceDirectionClassifier
+    from pricetune.estimators.forecaster import FineTunedPriceForecaster
+    from pricetune.estimators.regressor import FineTunedPriceRegressor
 
 _LAZY = {
-    "FineTunedPriceDirectionClassifier": "pricetune.classifier",
-    "FineTunedPriceForecaster": "pricetune.forecaster",
-    "FineTunedPriceRegressor": "pricetune.regressor",
+    "FineTunedPriceDirectionClassifier": "pricetune.estimators.classifier",
+    "FineTunedPriceForecaster": "pricetune.estimators.forecaster",
+    "FineTunedPriceRegressor": "pricetune.estimators.regressor",
     "backtest": "pricetune.backtesting",
 }
 

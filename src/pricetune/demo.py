@@ -66,7 +66,7 @@ def run_demo(
     )
 
     from pricetune.datasets import load_brent
-    from pricetune.forecaster import FineTunedPriceForecaster
+    from pricetune.estimators.forecaster import FineTunedPriceForecaster
 
     y = load_brent("monthly")
     y_train, y_test = y.iloc[:-holdout], y.iloc[-holdout:]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 from pricetune.components.contract import Backbone, Head, Strategy
-from pricetune.model import PatchForecastModel, count_patches
+from pricetune.nn.model import PatchForecastModel, count_patches
 from pricetune.registry import ComponentRegistry
 from torch import nn
 

@@ -71,7 +71,7 @@ def statsforecast_available() -> bool:
 def is_global(estimator) -> bool:
     """Whether ``estimator`` is, or wraps, a :class:`FineTunedPriceForecaster`
     (which trains one model on a whole panel)."""
-    from pricetune.forecaster import FineTunedPriceForecaster
+    from pricetune.estimators.forecaster import FineTunedPriceForecaster
 
     if isinstance(estimator, FineTunedPriceForecaster):
         return True
@@ -96,7 +96,7 @@ def _pricetune_params(quick: bool, seed: int, device: str, overrides=None) -> di
 
 
 def _pricetune(name, group, description, quick, seed, device, overrides, **params):
-    from pricetune.forecaster import FineTunedPriceForecaster
+    from pricetune.estimators.forecaster import FineTunedPriceForecaster
 
     merged = {**params, **_pricetune_params(quick, seed, device, overrides)}
     if quick and merged.get("backbone") in ("lstm", "gru"):
@@ -347,7 +347,7 @@ class FracastForecaster(_fracast_base()):
         return np.asarray(block, dtype=np.float64)[steps - 1], model.quantiles
 
     def _predict(self, fh, X=None):
-        from pricetune.quantiles import interpolate_quantiles
+        from pricetune.nn.quantiles import interpolate_quantiles
 
         outputs, levels = self._outputs(fh)
         values = interpolate_quantiles(levels, np.sort(outputs, axis=1), [0.5])[:, 0]
@@ -355,7 +355,7 @@ class FracastForecaster(_fracast_base()):
         return pd.Series(values, index=index, name=self._name)
 
     def _predict_quantiles(self, fh, X, alpha):
-        from pricetune.quantiles import interpolate_quantiles
+        from pricetune.nn.quantiles import interpolate_quantiles
 
         outputs, levels = self._outputs(fh)
         values = interpolate_quantiles(levels, np.sort(outputs, axis=1), alpha)

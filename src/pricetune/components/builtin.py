@@ -70,7 +70,12 @@ def register_strategies(registry):
 
 @hookimpl
 def register_augmentations(registry):
-    from pricetune.augmentations import Jitter, MagnitudeWarp, Scaling, WindowSlice
+    from pricetune.components.augmentations import (
+        Jitter,
+        MagnitudeWarp,
+        Scaling,
+        WindowSlice,
+    )
 
     registry.add("jitter", Jitter)
     registry.add("scaling", Scaling)

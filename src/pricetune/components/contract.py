@@ -2,7 +2,7 @@
 and strategies, which build the model, and augmentations of its training
 windows.
 
-The forecaster assembles a :class:`~pricetune.model.PatchForecastModel`::
+The forecaster assembles a :class:`~pricetune.nn.model.PatchForecastModel`::
 
     context window (batch, context_length)            float32, raw prices
       -> instance normalisation (per window: mean, std)

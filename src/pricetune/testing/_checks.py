@@ -648,7 +648,7 @@ def reference_checkpoint() -> str:
 
     path = tempfile.mkdtemp(prefix="pricetune-testing-gpt2-")
     atexit.register(shutil.rmtree, path, ignore_errors=True)
-    from pricetune.components.language_model import _quiet_transformers
+    from pricetune.components.huggingface import quiet_transformers
 
     config = GPT2Config(
         n_layer=2,
@@ -659,7 +659,7 @@ def reference_checkpoint() -> str:
         bos_token_id=0,
         eos_token_id=0,
     )
-    with torch.random.fork_rng(devices=[]), _quiet_transformers():
+    with torch.random.fork_rng(devices=[]), quiet_transformers():
         torch.manual_seed(0)
         GPT2Model(config).save_pretrained(path)
     return path
@@ -668,7 +668,7 @@ def reference_checkpoint() -> str:
 def _build_model(
     backbone_cls, backbone_kwargs, head_cls, head_kwargs, context_length, horizon
 ):
-    from pricetune.model import PatchForecastModel, count_patches
+    from pricetune.nn.model import PatchForecastModel, count_patches
 
     stride = max(1, PATCH_LENGTH // 2)
     n_patches = count_patches(context_length, PATCH_LENGTH, stride)

@@ -20,9 +20,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from pricetune.windows import Windows
+from pricetune.data.windows import Windows
 
-PRECISIONS = ("auto", "fp32", "bf16")
 #: torch.compile modes the ``compile`` setting takes besides True/False
 COMPILE_MODES = (
     "default",
@@ -31,51 +30,6 @@ COMPILE_MODES = (
     "max-autotune-no-cudagraphs",
 )
 LR_SCHEDULES = ("cosine", "constant")
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` picks CUDA, then Apple MPS, then the CPU."""
-    if isinstance(device, torch.device):
-        return device
-    if not isinstance(device, str):
-        raise TypeError(
-            f"device must be a string such as 'auto' or 'cpu', got {device!r}"
-        )
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    resolved = torch.device(device)
-    if resolved.type == "cuda":
-        if not torch.cuda.is_available():
-            raise RuntimeError(f"device={device!r} but CUDA is not available here")
-        count = torch.cuda.device_count()
-        if resolved.index is not None and resolved.index >= count:
-            raise RuntimeError(
-                f"device={device!r}, but only {count} CUDA device(s) are visible"
-            )
-    return resolved
-
-
-def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype, or ``None`` for plain float32.
-
-    ``"auto"`` uses bfloat16 autocast on CUDA devices that support it.
-    """
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if precision == "fp32":
-        return None
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    if precision == "bf16":
-        raise ValueError(
-            f"precision='bf16' needs a CUDA device with bf16, got {device}"
-        )
-    return None
 
 
 @dataclass
@@ -92,7 +46,7 @@ class TrainingConfig:
     accumulate_batches: int = 1
     # False, True (torch.compile's default mode) or one of COMPILE_MODES
     compile: bool | str = False
-    # applied to training batches only (pricetune.augmentations)
+    # applied to training batches only (pricetune.components.augmentations)
     augmentations: tuple = ()
     # FGSM: also train on windows moved by this many typical moves in the
     # direction that raises the loss most
@@ -120,21 +74,6 @@ class TrainingConfig:
             return (step + 1) / warmup
         progress = (step - warmup) / max(1, total_steps - warmup)
         return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
-
-
-def split_windows(n_windows: int, horizon: int, validation_fraction: float):
-    """Time-ordered train/validation split of window indices.
-
-    The last ``validation_fraction`` of windows validate. The ``horizon - 1``
-    windows before them are dropped, so that no training target overlaps a
-    validation target. Returns ``(train, validation)``; ``validation`` is
-    empty when there are too few windows to spare.
-    """
-    n_validation = int(round(n_windows * validation_fraction))
-    n_train = n_windows - n_validation - (horizon - 1)
-    if n_validation < 1 or n_train < 1:
-        return np.arange(n_windows), np.arange(0)
-    return np.arange(n_train), np.arange(n_windows - n_validation, n_windows)
 
 
 def _batches(indices: np.ndarray, batch_size: int):
@@ -185,11 +124,11 @@ def parameter_groups(
 
 
 class Trainer:
-    """Trains a :class:`~pricetune.model.PatchForecastModel` on
-    :class:`~pricetune.windows.Windows` of raw values.
+    """Trains a :class:`~pricetune.nn.model.PatchForecastModel` on
+    :class:`~pricetune.data.windows.Windows` of raw values.
 
     ``placement`` says where batches are gathered (see
-    :func:`pricetune.batches.batch_source`): ``"auto"`` keeps the data on a
+    :func:`pricetune.data.batches.batch_source`): ``"auto"`` keeps the data on a
     CUDA device when they fit, so the GPU never waits for the host.
     """
 
@@ -224,7 +163,7 @@ class Trainer:
 
     def evaluate(self, model: nn.Module, windows, indices, source=None) -> float:
         """Mean loss over the windows at ``indices``, without training."""
-        from pricetune.batches import batch_source
+        from pricetune.data.batches import batch_source
 
         if source is None:
             source = batch_source(windows, self.device, self.placement)
@@ -262,8 +201,8 @@ class Trainer:
         it (weights, optimiser, schedule, random streams, early-stopping
         state), so it ends where an uninterrupted run would have.
         """
-        from pricetune import checkpoints
-        from pricetune.batches import batch_source
+        from pricetune.data.batches import batch_source
+        from pricetune.training import checkpoints
 
         config = self.config
         train, validation = windows.split(config.validation_fraction)
@@ -460,7 +399,7 @@ class Trainer:
                     context, target = augmentation(context, target)
         if not config.adversarial_epsilon:
             return self._loss(model, (context, target, covariates), forward)
-        from pricetune.augmentations import typical_move
+        from pricetune.components.augmentations import typical_move
 
         context = context.detach().requires_grad_(True)
         loss = self._loss(model, (context, target, covariates), forward)
@@ -472,7 +411,7 @@ class Trainer:
         return 0.5 * (loss + adversarial)
 
     def _save_checkpoint(self, state: dict) -> None:
-        from pricetune import checkpoints
+        from pricetune.training import checkpoints
 
         checkpoints.save(self.config.checkpoint_dir, state)
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from pricetune.fine_tuning import FineTuningMixin, Settings, check_int
-from pricetune.windows import Windows
+from pricetune.data.windows import Windows
+from pricetune.estimators.fine_tuning import FineTuningMixin, Settings, check_int
 
 # rows per forward pass in predict. Every pass has exactly this many rows
 # (the last one padded), so that a row's prediction never depends on the

@@ -30,12 +30,19 @@ class ShortSeriesWarning(UserWarning):
     even a forecast); the message names them."""
 
 
-def _split_windows(n_windows: int, horizon: int, validation_fraction: float):
-    # the Trainer's rule (pricetune.training.split_windows), imported late:
-    # this module stays light (numpy only) until training needs it
-    from pricetune.training import split_windows
+def split_windows(n_windows: int, horizon: int, validation_fraction: float):
+    """Time-ordered train/validation split of window indices.
 
-    return split_windows(n_windows, horizon, validation_fraction)
+    The last ``validation_fraction`` of windows validate. The ``horizon - 1``
+    windows before them are dropped, so that no training target overlaps a
+    validation target. Returns ``(train, validation)``; ``validation`` is
+    empty when there are too few windows to spare.
+    """
+    n_validation = int(round(n_windows * validation_fraction))
+    n_train = n_windows - n_validation - (horizon - 1)
+    if n_validation < 1 or n_train < 1:
+        return np.arange(n_windows), np.arange(0)
+    return np.arange(n_train), np.arange(n_windows - n_validation, n_windows)
 
 
 @dataclass(frozen=True)
@@ -79,7 +86,7 @@ class Windows:
         ``horizon - 1`` windows before them are left out, so no training
         target overlaps a validation target (see
         :func:`pricetune.training.split_windows`)."""
-        return _split_windows(len(self), self.horizon, validation_fraction)
+        return split_windows(len(self), self.horizon, validation_fraction)
 
     def digest(self) -> str:
         """SHA-256 of the windows' data (to tell training runs apart)."""
@@ -337,9 +344,7 @@ class PanelWindows:
         layouts = {}  # window count -> that count's split: few distinct counts
         counts = self.n_windows_per_series
         for count in np.unique(counts).tolist():
-            train, validation = _split_windows(
-                count, self._horizon, validation_fraction
-            )
+            train, validation = split_windows(count, self._horizon, validation_fraction)
             layouts[count] = (
                 np.asarray(train, dtype=np.int64),
                 np.asarray(validation, dtype=np.int64),

@@ -118,7 +118,7 @@ class FineTuningMixin:
     """Model assembly and training for pricetune's estimators."""
 
     def _check_settings(self) -> Settings:
-        from pricetune.model import NORMALIZATIONS
+        from pricetune.nn.model import NORMALIZATIONS
         from pricetune.training import PRECISIONS
 
         context_length = check_int("context_length", self.context_length, 2)
@@ -205,7 +205,7 @@ class FineTuningMixin:
             raise ValueError(
                 f"ema_epochs must be positive or None, got {self.ema_epochs}"
             )
-        from pricetune.augmentations import build_augmentations
+        from pricetune.components.augmentations import build_augmentations
 
         build_augmentations(self.augmentations)  # names and settings checked
         for kind in KINDS:
@@ -233,10 +233,10 @@ class FineTuningMixin:
         and the parameter counts; training is separate (:meth:`_train`).
 
         With ``n_ensemble`` > 1, ``model_`` is an
-        :class:`~pricetune.model.EnsembleModel` of members built alike from
+        :class:`~pricetune.nn.model.EnsembleModel` of members built alike from
         their own seeds (the first member's seed is the one a single model
         would get)."""
-        from pricetune.model import EnsembleModel, count_patches
+        from pricetune.nn.model import EnsembleModel, count_patches
         from pricetune.training import resolve_device, resolve_precision
 
         device = resolve_device(self.device)
@@ -281,11 +281,11 @@ class FineTuningMixin:
     def _build_member(
         self, settings: Settings, n_patches, horizon, n_covariate_features, seed
     ):
-        """One :class:`~pricetune.model.PatchForecastModel` and its strategy,
+        """One :class:`~pricetune.nn.model.PatchForecastModel` and its strategy,
         built from the plugins with torch seeded by ``seed``."""
         import torch
 
-        from pricetune.model import PatchForecastModel
+        from pricetune.nn.model import PatchForecastModel
 
         with _TORCH_RNG_LOCK, torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -383,7 +383,7 @@ class FineTuningMixin:
 
     def _members(self) -> list:
         """The trained models: the ensemble's members, or the one model."""
-        from pricetune.model import EnsembleModel
+        from pricetune.nn.model import EnsembleModel
 
         if isinstance(self.model_, EnsembleModel):
             return list(self.model_.members)
@@ -395,7 +395,7 @@ class FineTuningMixin:
         import pandas as pd
         import torch
 
-        from pricetune.augmentations import build_augmentations
+        from pricetune.components.augmentations import build_augmentations
         from pricetune.training import Trainer, TrainingConfig
 
         members = self._members()
@@ -476,7 +476,7 @@ class FineTuningMixin:
                 return None
             return torch.tensor(array, dtype=torch.float32, device=self.device_)
 
-        from pricetune.quantiles import mixture_quantiles
+        from pricetune.nn.quantiles import mixture_quantiles
 
         context = tensor(np.atleast_2d(contexts))
         members = []
@@ -514,7 +514,7 @@ class FineTuningMixin:
     def _median(self, outputs: np.ndarray) -> np.ndarray:
         """The median of quantile outputs ``(n, steps, n_levels)``:
         ``(n, steps, 1)``."""
-        from pricetune.quantiles import interpolate_quantiles
+        from pricetune.nn.quantiles import interpolate_quantiles
 
         n, steps, n_levels = outputs.shape
         flat = outputs.reshape(n * steps, n_levels)
@@ -523,7 +523,7 @@ class FineTuningMixin:
     def _quantiles_from(self, outputs: np.ndarray, alpha) -> np.ndarray:
         """Quantiles at levels ``alpha`` from one sample's outputs
         ``(steps, n_outputs)``; for a point head, ``alpha`` must be [0.5]."""
-        from pricetune.quantiles import interpolate_quantiles
+        from pricetune.nn.quantiles import interpolate_quantiles
 
         if self.quantiles_ is None:
             return outputs[:, :1]

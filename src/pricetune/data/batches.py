@@ -8,7 +8,7 @@ of each mini-batch as float32 tensors on the training device.
 * :class:`DeviceBatches` copies the data to the device once, as float32, and
   gathers each batch there, so an accelerator never waits for the host
   between steps. A panel is copied as its series end to end (the index map
-  of :class:`~pricetune.windows.PanelWindows` is evaluated on the device);
+  of :class:`~pricetune.data.windows.PanelWindows` is evaluated on the device);
   the windows of one series are copied as their rows.
 
 :func:`batch_source` chooses :class:`DeviceBatches` whenever the copy is
@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from pricetune.windows import PanelWindows
+from pricetune.data.windows import PanelWindows
 
 #: largest share of an accelerator's free memory the training data may take
 DEVICE_MEMORY_SHARE = 0.25

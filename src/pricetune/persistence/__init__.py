@@ -555,7 +555,7 @@ def restore_model(estimator, model_state: dict, tensors: dict, settings=None) ->
     ``settings`` defaults to ``estimator._check_settings()``; an estimator
     that resolves them from its data passes its own.
     """
-    from pricetune.fine_tuning import member_seeds
+    from pricetune.estimators.fine_tuning import member_seeds
 
     if settings is None:
         settings = estimator._check_settings()
@@ -606,7 +606,7 @@ class EstimatorFormat:
         raise NotImplementedError
 
     def settings(self, estimator, fitted: dict):
-        """The :class:`~pricetune.fine_tuning.Settings` the model is assembled
+        """The :class:`~pricetune.estimators.fine_tuning.Settings` the model is built
         with; ``None`` (the default) means ``estimator._check_settings()``."""
         return None
 
@@ -652,7 +652,7 @@ class ForecasterFormat(EstimatorFormat):
     starts, their keys and their last time points (under ``"panel"``, in
     place of ``"history"``)."""
 
-    class_path = "pricetune.forecaster.FineTunedPriceForecaster"
+    class_path = "pricetune.estimators.forecaster.FineTunedPriceForecaster"
 
     def check_savable(self, estimator) -> None:
         if getattr(estimator, "_is_vectorized", False):
@@ -843,7 +843,7 @@ class RegressorFormat(EstimatorFormat):
     patch length used, the covariates' scaling and whether y was 1-D. The
     rows of X are not kept (the regressor does not keep them either)."""
 
-    class_path = "pricetune.regressor.FineTunedPriceRegressor"
+    class_path = "pricetune.estimators.regressor.FineTunedPriceRegressor"
 
     def fitted_state(self, estimator) -> dict:
         names = getattr(estimator, "feature_names_in_", None)
@@ -923,7 +923,7 @@ class ClassifierFormat(RegressorFormat):
     """:class:`~pricetune.FineTunedPriceDirectionClassifier`: the
     regressor's fitted state and the two classes."""
 
-    class_path = "pricetune.classifier.FineTunedPriceDirectionClassifier"
+    class_path = "pricetune.estimators.classifier.FineTunedPriceDirectionClassifier"
 
     def fitted_state(self, estimator) -> dict:
         return {
@@ -970,6 +970,17 @@ def _format_for(cls: type) -> EstimatorFormat:
         f"the safe format does not know {cls.__name__}; it saves "
         + ", ".join(sorted(_FORMATS))
     )
+
+
+# where pricetune 0.1.0 kept the estimators
+_LEGACY_CLASS_PATHS = {
+    f"pricetune.{module}.{name}": f"pricetune.estimators.{module}.{name}"
+    for module, name in (
+        ("forecaster", "FineTunedPriceForecaster"),
+        ("regressor", "FineTunedPriceRegressor"),
+        ("classifier", "FineTunedPriceDirectionClassifier"),
+    )
+}
 
 
 def _class_path(cls: type) -> str:
@@ -1106,7 +1117,7 @@ def _read_document(directory: Path) -> dict:
 
 
 def _check_device(device, directory: Path) -> None:
-    from pricetune.training import resolve_device
+    from pricetune.training.devices import resolve_device
 
     try:
         resolve_device(device)
@@ -1144,7 +1155,7 @@ def load(path, *, device: str | None = None, expected: type | None = None):
     """
     directory = Path(path)
     document = _read_document(directory)
-    class_path = document["estimator"]
+    class_path = _LEGACY_CLASS_PATHS.get(document["estimator"], document["estimator"])
     if expected is not None:
         if class_path != _class_path(expected):
             raise PersistenceError(

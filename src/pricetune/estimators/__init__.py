@@ -1,0 +1,1 @@
+"""The estimators: the sktime forecaster and its scikit-learn twins."""

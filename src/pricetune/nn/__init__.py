@@ -1,0 +1,2 @@
+"""The assembled network (normalise, patch, backbone, head) and quantile
+arithmetic on its outputs."""
