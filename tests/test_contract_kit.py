@@ -341,7 +341,7 @@ def test_check_plugin_reports_unknown_or_broken_distributions():
 def test_check_plugin_checks_the_builtins_of_one_kind_by_plugin_name(monkeypatch):
     calls = []
     monkeypatch.setattr(
-        "pricetune.testing._checks.check_component",
+        "pricetune.testing.plugins.check_component",
         lambda kind, name, kwargs, **options: calls.append((kind, name, kwargs)),
     )
     check_plugin("builtin", {"hf": {"path": "x"}}, skip=["minilm"])

@@ -20,7 +20,7 @@ kind of component and adds classes to it under short names::
 
 The component contracts (constructor arguments, shapes, attributes) are in
 :mod:`pricetune.components.contract`. ``docs/hooks.md`` is generated from this
-module (``python -m pricetune.testing.hookdocs``).
+module (``python docs/_hooks/hookdocs.py --write``).
 """
 
 from __future__ import annotations

@@ -29,17 +29,14 @@ functions.
 
 from __future__ import annotations
 
-from pricetune.testing._checks import (
-    CheckReport,
-    ContractError,
-    check_augmentation,
-    check_backbone,
-    check_component,
-    check_head,
-    check_plugin,
-    check_strategy,
-    reference_checkpoint,
-)
+# one module per component kind; _common holds what they share and
+# in_forecaster the checks that fit a forecaster with the component
+from pricetune.testing._common import CheckReport, ContractError
+from pricetune.testing.augmentations import check_augmentation
+from pricetune.testing.backbones import check_backbone
+from pricetune.testing.heads import check_head
+from pricetune.testing.plugins import check_component, check_plugin
+from pricetune.testing.strategies import check_strategy, reference_checkpoint
 
 __all__ = [
     "CheckReport",

@@ -5,10 +5,12 @@ signatures and docstrings, the plugin API version), the registry a hook
 receives and the component contracts of
 :mod:`pricetune.components.contract`, so it cannot drift from the code::
 
-    python -m pricetune.testing.hookdocs --write   # regenerate docs/hooks.md
-    python -m pricetune.testing.hookdocs --check   # fail if it is out of date
+    python docs/_hooks/hookdocs.py --write   # regenerate docs/hooks.md
+    python docs/_hooks/hookdocs.py --check   # fail if it is out of date
 
-pricetune's test suite runs the check.
+It is a documentation tool, not part of the package: it lives with the
+site's other build tools in ``docs/_hooks/`` (which the site excludes) and
+imports the installed pricetune. pricetune's test suite runs the check.
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ import re
 import sys
 from pathlib import Path
 
-DEFAULT_PATH = Path("docs") / "hooks.md"
+# the command that runs this script, from the repository root
+COMMAND = "python docs/_hooks/hookdocs.py"
+# docs/hooks.md, wherever the script is run from
+DEFAULT_PATH = Path(__file__).resolve().parents[1] / "hooks.md"
 _ROLE = re.compile(r":(?:class|func|meth|mod|data|attr|exc|obj):`(~?)([^`]+)`")
 _FIELD = re.compile(r"^([A-Za-z_][\w, ]*) : (.+)$")
 _HEADING = re.compile(r"^-{3,}$")
@@ -153,8 +158,7 @@ def render() -> str:
         "# Hook reference",
         "",
         "<!-- Generated from pricetune.hookspecs and pricetune.components.contract"
-        " by `python -m pricetune.testing.hookdocs --write`; do not edit by hand."
-        " -->",
+        f" by `{COMMAND} --write`; do not edit by hand. -->",
         "",
         f"Plugin API version: **{hookspecs.PLUGIN_API_VERSION}**"
         " (`pricetune.hookspecs.PLUGIN_API_VERSION`). A plugin declares the"
@@ -229,9 +233,7 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m pricetune.testing.hookdocs", description=__doc__.split("\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog=COMMAND, description=__doc__.split("\n")[0])
     parser.add_argument("path", nargs="?", default=str(DEFAULT_PATH))
     action = parser.add_mutually_exclusive_group()
     action.add_argument("--write", action="store_true", help="write the file")
@@ -248,8 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         current = path.read_text() if path.is_file() else ""
         if current != text:
             print(
-                f"{path} is out of date: run python -m pricetune.testing.hookdocs "
-                "--write",
+                f"{path} is out of date: run {COMMAND} --write",
                 file=sys.stderr,
             )
             return 1
