@@ -7,8 +7,9 @@ import numpy as np
 import torch
 
 from pricetune import FineTunedPriceForecaster
-from pricetune.components import language_model
-from pricetune.components.language_model import MiniLMBackbone, clear_pretrained_cache
+from pricetune.components import huggingface
+from pricetune.components.huggingface import clear_pretrained_cache
+from pricetune.components.language_model import MiniLMBackbone
 
 
 def count_disk_reads(monkeypatch):
@@ -58,12 +59,12 @@ def test_a_checkpoint_is_read_once_and_each_backbone_owns_its_copy(monkeypatch):
 
 def test_the_cache_holds_a_bounded_number_of_bodies(monkeypatch):
     clear_pretrained_cache()
-    monkeypatch.setattr(language_model, "PRETRAINED_CACHE_SIZE", 1)
+    monkeypatch.setattr(huggingface, "PRETRAINED_CACHE_SIZE", 1)
     reads = count_disk_reads(monkeypatch)
     for n_layers in (1, 2, 1):
         MiniLMBackbone(patch_length=4, n_patches=5, n_layers=n_layers)
     assert len(reads) == 3
-    assert len(language_model._PRETRAINED) == 1
+    assert len(huggingface._PRETRAINED) == 1
 
 
 def test_fits_are_the_same_whether_the_checkpoint_was_read_or_copied(

@@ -18,13 +18,10 @@ from pricetune import FineTunedPriceForecaster
 from pricetune.cli import main
 from pricetune.components.heads import QuantileHead
 from pricetune.components.language_model import MiniLMBackbone, minilm_path
+from pricetune.components.layers import layer_parameters
+from pricetune.components.peft_strategies import AdaLoRA
 from pricetune.components.simple_backbones import LSTMBackbone
-from pricetune.components.strategies import (
-    AdaLoRA,
-    BottleneckAdapters,
-    GradualUnfreezing,
-    layer_parameters,
-)
+from pricetune.components.strategies import BottleneckAdapters, GradualUnfreezing
 from pricetune.data.windows import series_windows
 from pricetune.nn.model import PatchForecastModel
 from pricetune.plugins import get_component
@@ -553,3 +550,22 @@ def test_the_trainer_adds_a_strategy_penalty_to_training_losses_only(y):
     # validation loss, and a training loss 100 higher
     assert penalised["train_loss"] == pytest.approx(plain["train_loss"] + 100.0)
     assert penalised["validation_loss"] == pytest.approx(plain["validation_loss"])
+
+
+def test_the_strategies_stay_where_pricetune_0_1_0_pickled_them():
+    # pickles written by 0.1.0 name pricetune.components.strategies.<class>
+    import importlib
+
+    from pricetune.components import layers, peft_strategies
+
+    old = importlib.import_module("pricetune.components.strategies")
+    for module, names in [
+        (peft_strategies, ["PeftStrategy", "LoRA", "AdaLoRA", "IA3", "PrefixTuning"]),
+        (layers, ["DiscriminativeLearningRates", "is_norm_layer", "layer_parameters"]),
+    ]:
+        for name in names:
+            assert getattr(old, name) is getattr(module, name)
+    kept = ["FullFineTuning", "FrozenBackbone", "LayerNormOnly", "BottleneckAdapter",
+            "BottleneckAdapters", "GradualUnfreezing"]  # fmt: skip
+    for name in kept:
+        assert getattr(old, name).__module__ == "pricetune.components.strategies"

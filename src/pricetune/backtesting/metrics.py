@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
+# numpy-only, like this module
+from pricetune.components.losses import pinball_loss as _elementwise_pinball_loss
+
 __all__ = [
     "coverage",
     "crps_from_quantiles",
@@ -105,10 +108,10 @@ def directional_accuracy(y_true, y_pred, y_train) -> float:
 
 def pinball_loss(y_true, quantiles, levels) -> np.ndarray:
     """Pinball (quantile) losses, ``(h, n_levels)``:
-    ``max(q (y - f_q), (q - 1) (y - f_q))``."""
+    ``max(q (y - f_q), (q - 1) (y - f_q))``, in float64 (the formula is
+    :func:`pricetune.components.losses.pinball_loss`)."""
     y_true, quantiles, levels = _arrays(y_true, quantiles, levels)
-    error = y_true[:, None] - quantiles
-    return np.maximum(levels * error, (levels - 1.0) * error)
+    return _elementwise_pinball_loss(y_true, quantiles, levels)
 
 
 def weighted_quantile_loss(y_true, quantiles, levels) -> float:

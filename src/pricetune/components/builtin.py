@@ -45,16 +45,13 @@ def register_heads(registry):
 
 @hookimpl
 def register_strategies(registry):
+    from pricetune.components.peft_strategies import IA3, AdaLoRA, LoRA, PrefixTuning
     from pricetune.components.strategies import (
-        IA3,
-        AdaLoRA,
         BottleneckAdapters,
         FrozenBackbone,
         FullFineTuning,
         GradualUnfreezing,
         LayerNormOnly,
-        LoRA,
-        PrefixTuning,
     )
 
     registry.add("full", FullFineTuning)

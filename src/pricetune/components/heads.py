@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pricetune.components import losses
 from pricetune.components.contract import Head, check_quantile_levels
 
 DEFAULT_QUANTILES = (
@@ -27,18 +28,6 @@ _POINT_LOSSES = {
     "huber": F.smooth_l1_loss,
 }
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh}
-
-
-def pinball_loss(
-    prediction: torch.Tensor, target: torch.Tensor, levels: torch.Tensor
-) -> torch.Tensor:
-    """Mean pinball (quantile) loss.
-
-    ``prediction`` is ``(..., n_levels)``, ``target`` is ``prediction``'s
-    shape without the last axis, ``levels`` is ``(n_levels,)``.
-    """
-    error = target.unsqueeze(-1) - prediction
-    return torch.maximum(levels * error, (levels - 1.0) * error).mean()
 
 
 def _inverse_softplus(value: float) -> float:
@@ -124,7 +113,10 @@ class ProjectedHead(Head):
     def loss(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if self.quantiles is None:
             return self._point_loss(prediction[..., 0], target)
-        return pinball_loss(prediction, target, self.levels.to(prediction.dtype))
+        # called through its module: heads.pinball_loss (prediction first,
+        # the mean) is gone, and an old caller fails instead of swapping them
+        levels = self.levels.to(prediction.dtype)
+        return losses.pinball_loss(target, prediction, levels).mean()
 
 
 class LinearHead(ProjectedHead):

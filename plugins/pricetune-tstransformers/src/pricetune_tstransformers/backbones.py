@@ -21,16 +21,22 @@ patch raw series themselves, so each backbone keeps the model's transformer
   embedding, the sinusoidal positions and the causal decoder layers. TimesFM's
   own per-series normalisation is replaced by pricetune's.
 
-Nothing is downloaded: checkpoints are read from local directories only.
+Nothing is downloaded: checkpoints are read from local directories only,
+through pricetune's public Hugging Face helpers
+(:mod:`pricetune.components.huggingface`).
 """
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import torch
 from pricetune.components.contract import Backbone
+from pricetune.components.huggingface import (
+    checkpoint_directory,
+    cut_layers,
+    load_model,
+)
 from torch import nn
 
 # the forecaster decides these; a checkpoint's values are overridden
@@ -43,32 +49,6 @@ _STRUCTURAL = {
     "prediction_length",
     "horizon_length",
 }
-
-
-@contextlib.contextmanager
-def _quiet_transformers():
-    from transformers.utils import logging as hf_logging
-
-    previous = hf_logging.get_verbosity()
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(previous)
-        if bars:
-            hf_logging.enable_progress_bar()
-
-
-def _checkpoint_dir(path, name: str) -> Path:
-    path = Path(path).expanduser()
-    if not (path / "config.json").is_file():
-        raise FileNotFoundError(
-            f"backbone {name!r}: {path} is not a local Hugging Face checkpoint "
-            "directory (no config.json); pricetune never downloads weights"
-        )
-    return path
 
 
 def _config(config_class, name: str, path, overrides: dict, defaults: dict):
@@ -93,26 +73,6 @@ def _config(config_class, name: str, path, overrides: dict, defaults: dict):
     for key, value in overrides.items():
         setattr(config, key, value)
     return config
-
-
-def _cut_layers(config, attribute: str, n_layers, name: str) -> None:
-    if n_layers is None:
-        return
-    total = getattr(config, attribute)
-    if isinstance(n_layers, bool) or not 1 <= int(n_layers) <= total:
-        raise ValueError(
-            f"backbone {name!r}: n_layers must be between 1 and {total}, got {n_layers}"
-        )
-    setattr(config, attribute, int(n_layers))
-
-
-def _load(model_class, config, path, pretrained: bool):
-    with _quiet_transformers():
-        if path is not None and pretrained:
-            return model_class.from_pretrained(
-                path, config=config, local_files_only=True
-            )
-        return model_class(config)
 
 
 def _copy_linear(target: nn.Linear, source: nn.Module | None) -> bool:
@@ -178,7 +138,7 @@ class PatchTSTBackbone(Backbone):
         )
 
         if path is not None:
-            path = _checkpoint_dir(path, "patchtst")
+            path = checkpoint_directory(path, "patchtst")
         settings = _config(PatchTSTConfig, "patchtst", path, config, self.defaults)
         checkpoint_patch_length = settings.patch_length
         settings.num_input_channels = 1
@@ -187,8 +147,8 @@ class PatchTSTBackbone(Backbone):
             settings.patch_stride = patch_length
             settings.context_length = patch_length * n_patches
             settings.do_mask_input = False
-        _cut_layers(settings, "num_hidden_layers", n_layers, "patchtst")
-        model = _load(PatchTSTModel, settings, path, pretrained)
+        cut_layers(settings, "num_hidden_layers", n_layers, "patchtst")
+        model = load_model(PatchTSTModel, settings, path, pretrained)
         encoder = model.encoder
         self.hidden_size = int(settings.d_model)
         self.embedding = nn.Linear(patch_length, self.hidden_size)
@@ -253,7 +213,7 @@ class PatchTSMixerBackbone(Backbone):
         from transformers import PatchTSMixerConfig, PatchTSMixerModel
 
         if path is not None:
-            path = _checkpoint_dir(path, "patchtsmixer")
+            path = checkpoint_directory(path, "patchtsmixer")
         settings = _config(
             PatchTSMixerConfig, "patchtsmixer", path, config, self.defaults
         )
@@ -272,8 +232,8 @@ class PatchTSMixerBackbone(Backbone):
                 f"{n_patches}; choose context_length, patch_length and "
                 "patch_stride to match"
             )
-        _cut_layers(settings, "num_layers", n_layers, "patchtsmixer")
-        model = _load(PatchTSMixerModel, settings, path, pretrained)
+        cut_layers(settings, "num_layers", n_layers, "patchtsmixer")
+        model = load_model(PatchTSMixerModel, settings, path, pretrained)
         encoder = model.encoder
         self.hidden_size = int(settings.d_model)
         self.embedding = nn.Linear(patch_length, self.hidden_size)
@@ -370,7 +330,7 @@ class TimesFmBackbone(Backbone):
                 "backbone 'timesfm' needs backbone_kwargs={'path': <local TimesFM "
                 "checkpoint directory>}; pricetune never downloads weights"
             )
-        path = _checkpoint_dir(path, "timesfm")
+        path = checkpoint_directory(path, "timesfm")
         settings = TimesFmConfig.from_pretrained(path, local_files_only=True)
         if settings.patch_length != patch_length:
             raise ValueError(
@@ -384,8 +344,8 @@ class TimesFmBackbone(Backbone):
                 f"backbone 'timesfm': freq must be in 0..{settings.freq_size - 1}, "
                 f"got {freq}"
             )
-        _cut_layers(settings, "num_hidden_layers", n_layers, "timesfm")
-        model = _load(TimesFmModel, settings, path, pretrained)
+        cut_layers(settings, "num_hidden_layers", n_layers, "timesfm")
+        model = load_model(TimesFmModel, settings, path, pretrained)
         self.path = path
         self.hidden_size = int(settings.hidden_size)
         self.embedding = _TimesFmPatchEmbedding(model.input_ff_layer)
