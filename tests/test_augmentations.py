@@ -215,10 +215,11 @@ def test_adversarial_term_raises_the_loss_and_changes_the_fit(brent_monthly):
         None,
     )
     model = tiny_model()
-    clean = Trainer(TrainingConfig(1, 64, 1e-3), CPU, None)
-    fgsm = Trainer(TrainingConfig(1, 64, 1e-3, adversarial_epsilon=0.5), CPU, None)
-    clean_loss = clean._training_loss(model, clean_batch, model).detach()
-    mixed_loss = fgsm._training_loss(model, clean_batch, model).detach()
+    settings = dict(max_epochs=1, batch_size=64, learning_rate=1e-3)
+    clean = Trainer(TrainingConfig(**settings), CPU, None)
+    fgsm = Trainer(TrainingConfig(**settings, adversarial_epsilon=0.5), CPU, None)
+    clean_loss = clean._data_loss(model, clean_batch, model).detach()
+    mixed_loss = fgsm._data_loss(model, clean_batch, model).detach()
     # the mean of the clean and the adversarial loss: above the clean one
     assert float(mixed_loss) > float(clean_loss)
     adversarial = 2 * float(mixed_loss) - float(clean_loss)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from pricetune import FineTunedPriceForecaster, FineTunedPriceRegressor
-from pricetune.estimators.fine_tuning import member_seeds
+from pricetune.nn.build import member_seeds
 from pricetune.nn.model import EnsembleModel
 from pricetune.nn.quantiles import mixture_quantiles
 

@@ -99,4 +99,4 @@ def test_update_with_X_moves_the_origin(flagged):
     forecaster.update(y_new, X.iloc[-6:-3], update_params=False)
     prediction = forecaster.predict(X=X.iloc[-3:])
     pd.testing.assert_index_equal(prediction.index, y.index[-3:])
-    assert forecaster._covariate_history.shape == (len(y) - 3, 2)
+    assert forecaster._store.covariates.shape == (len(y) - 3, 2)

@@ -83,9 +83,9 @@ def test_update_calibrates_again(y):
     calls = []
     original = forecaster._calibrate_intervals
 
-    def counting(windows):
+    def counting(config, windows):
         calls.append(len(windows))
-        original(windows)
+        original(config, windows)
 
     forecaster._calibrate_intervals = counting
     forecaster.update(y.iloc[-24:], update_params=True)

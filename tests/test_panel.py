@@ -14,9 +14,13 @@ import torch
 from sktime.utils._testing.hierarchical import _make_hierarchical
 
 from pricetune import FineTunedPriceForecaster
-from pricetune.data.windows import PanelWindows, ShortSeriesWarning, series_windows
+from pricetune.data.windows import (
+    PanelWindows,
+    ShortSeriesWarning,
+    series_windows,
+    split_windows,
+)
 from pricetune.datasets import load_brent, load_gold, load_henry_hub, load_wti
-from pricetune.training import split_windows
 
 FH = [1, 2, 3]
 CONTEXT = 24
@@ -233,10 +237,11 @@ def test_bad_panel_index_fails_plainly(recent):
     )
     grouped = FineTunedPriceForecaster(**FAST).fit(recent, fh=FH)
     for forecaster in (interleaved, grouped):
-        offsets = dict(zip(forecaster._instances, forecaster._offsets, strict=False))
+        store = forecaster._store
+        offsets = dict(zip(store.instances, store.offsets, strict=False))
         start = offsets["wti"]
         np.testing.assert_array_equal(
-            forecaster._history[start : start + 96], recent.xs("wti")["price"]
+            store.values[start : start + 96], recent.xs("wti")["price"]
         )
     pd.testing.assert_index_equal(
         interleaved.predict().sort_index().index, grouped.predict().sort_index().index
@@ -394,7 +399,7 @@ def test_known_future_X_on_a_panel(flagged):
     ).fit(y_train, X_train, fh=FH)
     assert forecaster.covariate_names_ == ["flag", "month"]
     # one standardisation pooled over all series
-    np.testing.assert_allclose(forecaster._covariate_loc, X_train.mean().to_numpy())
+    np.testing.assert_allclose(forecaster._store.scaling.loc, X_train.mean().to_numpy())
     on = forecaster.predict(X=X_test.assign(flag=1.0))
     off = forecaster.predict(X=X_test.assign(flag=0.0))
     pd.testing.assert_index_equal(on.index, off.index)
@@ -428,9 +433,7 @@ def test_update_without_params_moves_every_series_origin(recent):
     for name, tensor in _weights(forecaster).items():
         assert torch.equal(tensor, weights[name])
     # the state is that of a fit on all the data
-    np.testing.assert_array_equal(forecaster._history, reference._history)
-    np.testing.assert_array_equal(forecaster._offsets, reference._offsets)
-    pd.testing.assert_index_equal(forecaster._ends, reference._ends)
+    assert forecaster._store.equals(reference._store)
     prediction = forecaster.predict()
     pd.testing.assert_index_equal(prediction.index, reference.predict().index)
     # the forecasts read the newest values with the same weights
@@ -453,15 +456,25 @@ def test_update_some_series_and_fine_tune(recent):
     history = forecaster.training_history_
     assert len(history) > n_epochs and set(history["update"].dropna()) == {1}
     lengths = dict(
-        zip(forecaster._instances, np.diff(forecaster._offsets), strict=True)
+        zip(forecaster._store.instances, forecaster._store.lengths, strict=True)
     )
     assert lengths == {"brent": 96, "wti": 96, "henry_hub": 92, "gold": 96}
     prediction = forecaster.predict()
     henry_hub = _series(prediction, "henry_hub").index[0]
     assert henry_hub == y_train.xs("henry_hub").index[-1] + 1
 
-    with pytest.raises(ValueError, match="newer than each series' last time"):
-        forecaster.update(new, update_params=False)
+    # observations the forecaster has already are left out (sktime's
+    # evaluate(strategy="update") passes them again): nothing changes
+    forecaster.update(new, update_params=False)
+    assert forecaster._store.lengths.tolist() == [96, 96, 92, 96]
+    pd.testing.assert_frame_equal(forecaster.predict(), prediction)
+    # new observations must continue each series: a gap is refused
+    brent = new.xs("brent", level="series")["price"]
+    gap = _stack({"brent": brent.set_axis(brent.index + 6)})
+    with pytest.raises(
+        ValueError, match="continue each series.*'brent' ends at 2026-07, so its"
+    ):
+        forecaster.update(gap, update_params=False)
     unknown = _stack({"copper": load_gold().iloc[-3:] + 1e8})
     with pytest.raises(ValueError, match="series that fit did not see: 'copper'"):
         forecaster.update(unknown, update_params=False)
@@ -477,7 +490,7 @@ def test_update_with_X_on_a_panel(flagged):
     with pytest.raises(ValueError, match="update needs X"):
         forecaster.update(y_new, update_params=False)
     forecaster.update(y_new, X_new, update_params=True)
-    assert forecaster._covariate_history.shape == (len(y) - 9, 2)
+    assert forecaster._store.covariates.shape == (len(y) - 9, 2)
     prediction = forecaster.predict(X=X_future)
     _, expected = _split(y, 3)
     pd.testing.assert_index_equal(prediction.index, expected.index)
@@ -505,9 +518,7 @@ def test_panel_fits_pickle_and_save_in_the_safe_format(flagged, tmp_path):
     )
     assert loaded.n_series_ == 3 and loaded._y_metadata["mtype"] == "pd-multiindex"
     assert set(vars(loaded)) == set(vars(forecaster))
-    pd.testing.assert_index_equal(loaded._instances, forecaster._instances)
-    for name in ("_history", "_offsets", "_covariate_history"):
-        np.testing.assert_array_equal(getattr(loaded, name), getattr(forecaster, name))
+    assert loaded._store.equals(forecaster._store)
     # both update alike
     for each in (forecaster, loaded):
         each.update(y_new, X_new, update_params=False)

@@ -161,9 +161,12 @@ def assert_same_fitted_state(a, b):
         "_n_updates",
     ):
         assert getattr(a, name) == getattr(b, name), name
+    assert (a._covariate_scaling is None) == (b._covariate_scaling is None)
     if a.n_features_in_ > a.context_length_:
-        for name in ("_covariate_loc", "_covariate_scale"):
-            np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+        for name in ("loc", "scale"):
+            np.testing.assert_array_equal(
+                getattr(a._covariate_scaling, name), getattr(b._covariate_scaling, name)
+            )
     pd.testing.assert_frame_equal(a.training_history_, b.training_history_)
     state_a, state_b = a.model_.state_dict(), b.model_.state_dict()
     assert list(state_a) == list(state_b)
@@ -208,10 +211,7 @@ def test_safe_format_document(fitted, tmp_path):
     regressor = fitted.regressor
     assert persistence.save(regressor, tmp_path) == tmp_path
     document = json.loads((tmp_path / METADATA_FILE).read_text())
-    assert (
-        document["estimator"]
-        == "pricetune.estimators.regressor.FineTunedPriceRegressor"
-    )
+    assert document["estimator"] == "pricetune.FineTunedPriceRegressor"
     assert document["pricetune_version"] == pricetune.__version__
     assert document["params"] == regressor.get_params()
     for kind in ("backbone", "head", "strategy"):
@@ -228,7 +228,9 @@ def test_safe_format_document(fitted, tmp_path):
         assert fitted_state["covariates"] is None
     else:
         assert fitted_state["feature_names_in"] == list(names)
-        assert fitted_state["covariates"]["loc"] == regressor._covariate_loc.tolist()
+        assert fitted_state["covariates"]["loc"] == (
+            regressor._covariate_scaling.loc.tolist()
+        )
     from safetensors import safe_open
 
     with safe_open(tmp_path / WEIGHTS_FILE, framework="pt") as weights:
@@ -445,8 +447,8 @@ def test_save_rejects_parameters_json_cannot_hold(tmp_path):
 def test_load_refuses_the_other_estimator(saved, tmp_path, brent_monthly):
     with pytest.raises(
         PersistenceError,
-        match="holds a pricetune.estimators.regressor.FineTunedPriceRegressor, not a "
-        "pricetune.estimators.forecaster.FineTunedPriceForecaster",
+        match="holds a pricetune.FineTunedPriceRegressor, not a "
+        "pricetune.FineTunedPriceForecaster",
     ):
         FineTunedPriceForecaster.load(saved)
     FineTunedPriceForecaster(
@@ -458,7 +460,9 @@ def test_load_refuses_the_other_estimator(saved, tmp_path, brent_monthly):
     ).fit(brent_monthly.iloc[-40:], fh=[1]).save(
         tmp_path, serialization_format="safetensors"
     )
-    with pytest.raises(PersistenceError, match="not a pricetune.estimators.regressor"):
+    with pytest.raises(
+        PersistenceError, match="not a pricetune.FineTunedPriceRegressor"
+    ):
         FineTunedPriceRegressor.load(tmp_path)
 
 

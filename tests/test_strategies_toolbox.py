@@ -25,7 +25,7 @@ from pricetune.components.strategies import BottleneckAdapters, GradualUnfreezin
 from pricetune.data.windows import series_windows
 from pricetune.nn.model import PatchForecastModel
 from pricetune.plugins import get_component
-from pricetune.training import Trainer, TrainingConfig, parameter_groups
+from pricetune.training import Trainer, TrainingConfig, checkpoints, parameter_groups
 
 HIDDEN, INTERMEDIATE = 384, 1536  # all-MiniLM-L6-v2
 N_PATCHES = 7  # context_length 16, patch_length 4, stride 2
@@ -413,18 +413,18 @@ def test_gradual_resumed_run_matches_the_uninterrupted_one(
         return {n: p.detach().clone() for n, p in model.named_parameters()}
 
     reference = train()
-    original = Trainer._save_checkpoint
+    original = checkpoints.save
 
-    def crash_after_two(self, state):
-        original(self, state)
+    def crash_after_two(directory, state):
+        original(directory, state)
         if state["history"][-1]["epoch"] == 2:
             raise Interrupted
 
     directory = str(tmp_path / "run")
-    monkeypatch.setattr(Trainer, "_save_checkpoint", crash_after_two)
+    monkeypatch.setattr(checkpoints, "save", crash_after_two)
     with pytest.raises(Interrupted):
         train(checkpoint_dir=directory)
-    monkeypatch.setattr(Trainer, "_save_checkpoint", original)
+    monkeypatch.setattr(checkpoints, "save", original)
     resumed = train(checkpoint_dir=directory)
     for name, tensor in reference.items():
         assert torch.equal(resumed[name], tensor), name

@@ -11,7 +11,9 @@ import pytest
 import torch
 
 from pricetune import FineTunedPriceForecaster
-from pricetune.training import resolve_device, resolve_precision, split_windows
+from pricetune.data.series import SeriesStore
+from pricetune.data.windows import split_windows
+from pricetune.training import resolve_device, resolve_precision
 
 CHEAP = {
     "backbone": "lstm",
@@ -53,10 +55,9 @@ def test_auto_precision_is_bf16_on_cuda_only(monkeypatch):
 
 def test_bf16_autocast_path_trains_on_cpu(brent_monthly, monkeypatch):
     # the GPU path's autocast code, exercised with CPU autocast
-    import pricetune.estimators.forecaster as forecaster_module  # noqa: F401
-    from pricetune import training
+    from pricetune.training import devices
 
-    monkeypatch.setattr(training, "resolve_precision", lambda p, d: torch.bfloat16)
+    monkeypatch.setattr(devices, "resolve_precision", lambda p, d: torch.bfloat16)
     forecaster = FineTunedPriceForecaster(**CHEAP).fit(brent_monthly, fh=[1, 2])
     assert forecaster._autocast_dtype is torch.bfloat16
     assert np.isfinite(forecaster.training_history_["train_loss"]).all()
@@ -102,10 +103,12 @@ def test_early_stopping_stops_and_restores_the_best_weights(brent_monthly):
     from pricetune.data.windows import series_windows
     from pricetune.training import Trainer, TrainingConfig
 
-    windows = series_windows(forecaster._history, 16, 2)
+    windows = series_windows(forecaster._store.values, 16, 2)
     _, validation = split_windows(len(windows), 2, 0.2)
     trainer = Trainer(
-        TrainingConfig(1, 32, 1e-3), forecaster.device_, forecaster._autocast_dtype
+        TrainingConfig(max_epochs=1, batch_size=32, learning_rate=1e-3),
+        forecaster.device_,
+        forecaster._autocast_dtype,
     )
     loss = trainer.evaluate(forecaster.model_, windows, validation)
     assert loss == pytest.approx(history["validation_loss"].min(), rel=1e-4)
@@ -138,7 +141,7 @@ def test_update_without_params_moves_the_origin_only(brent_monthly):
     # the new origin reads the newest values: same as fitting on all of it
     # with the same weights
     reference = copy.deepcopy(forecaster)
-    reference._history = brent_monthly.to_numpy(dtype=float)
+    reference._store = SeriesStore.from_y(brent_monthly)
     np.testing.assert_allclose(reference.predict().to_numpy(), after.to_numpy())
 
 

@@ -1,12 +1,13 @@
 """The training loop's features, at the Trainer level: learning-rate
 schedule, gradient clipping and accumulation, CSV log, torch.compile, the
 moving average of the weights, and checkpoints that resume an interrupted
-run where it stopped."""
+run where it stopped (the last three are callbacks)."""
 
 from __future__ import annotations
 
 import csv
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -17,7 +18,9 @@ from pricetune.components.heads import LinearHead, QuantileHead
 from pricetune.components.simple_backbones import LSTMBackbone, NoBackbone
 from pricetune.data.windows import series_windows
 from pricetune.nn.model import PatchForecastModel
-from pricetune.training import Trainer, TrainingConfig, WeightAverage, checkpoints
+from pricetune.training import Trainer, TrainingConfig, checkpoints
+from pricetune.training.callbacks import WeightAveraging
+from pricetune.training.trainer import learning_rate_factor
 
 CPU = torch.device("cpu")
 
@@ -49,12 +52,14 @@ def lstm_model(seed=0):
     )
 
 
-def train(model, windows, seed=0, **settings):
+def train(model, windows, seed=0, run_seed=None, **settings):
+    """Train with the standard callbacks of the settings; ``run_seed`` is
+    the seed that identifies the run in checkpoints."""
     config = TrainingConfig(
         **{"max_epochs": 3, "batch_size": 32, "learning_rate": 1e-2, **settings}
     )
     history = Trainer(config, CPU, None).fit(
-        model, windows, torch.Generator().manual_seed(seed)
+        model, windows, torch.Generator().manual_seed(seed), seed=run_seed
     )
     return model, history
 
@@ -64,15 +69,17 @@ def weights(model):
 
 
 def test_cosine_schedule_warms_up_then_decays_to_zero():
-    config = TrainingConfig(1, 1, 1.0, warmup_fraction=0.1)
-    factors = [config.learning_rate_factor(step, 100) for step in range(100)]
+    config = TrainingConfig(
+        max_epochs=1, batch_size=1, learning_rate=1.0, warmup_fraction=0.1
+    )
+    factors = [learning_rate_factor(config, step, 100) for step in range(100)]
     assert factors[:10] == pytest.approx([(i + 1) / 10 for i in range(10)])
     assert factors[10] == pytest.approx(1.0)
     assert factors[55] == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.5)))
     assert all(b <= a for a, b in zip(factors[10:], factors[11:], strict=False))
     assert factors[-1] < 0.001
-    constant = TrainingConfig(1, 1, 1.0, lr_schedule="constant")
-    assert {constant.learning_rate_factor(s, 100) for s in range(100)} == {1.0}
+    constant = TrainingConfig(lr_schedule="constant")
+    assert {learning_rate_factor(constant, s, 100) for s in range(100)} == {1.0}
 
 
 def test_history_records_the_learning_rate(windows):
@@ -147,27 +154,34 @@ def test_compiled_training_matches_eager(windows):
         )
 
 
-def test_weight_average_follows_its_recursion_and_swaps_back():
-    parameter = torch.nn.Parameter(torch.zeros(2))
-    average = WeightAverage({"w": parameter}, decay=0.75)
+def test_weight_averaging_follows_its_recursion_and_restores_from_its_state():
+    model = torch.nn.Module()
+    model.w = torch.nn.Parameter(torch.zeros(2))
+
+    def run():
+        # decay 1 - 1 / (ema_epochs * steps_per_epoch) = 0.75
+        return SimpleNamespace(model=model, trainable={"w": model.w}, steps_per_epoch=1)
+
+    averaging, state = WeightAveraging(ema_epochs=4), run()
+    averaging.on_train_begin(state)
     expected = torch.zeros(2)
     for n, value in enumerate([1.0, 2.0, 3.0, 4.0]):
         with torch.no_grad():
-            parameter.fill_(value)
-        average.update()
+            model.w.fill_(value)
+        averaging.on_step_end(state)
         decay = min(0.75, n / (n + 1))  # 0, 1/2, 2/3, then 0.75
         expected = decay * expected + (1 - decay) * value
-        torch.testing.assert_close(average.averaged["w"], expected)
-    assert average.averaged["w"].tolist() == pytest.approx(
-        [2.5, 2.5]
-    )  # 0.75 * 2 + 0.25 * 4
-    with average.swapped_in():
-        torch.testing.assert_close(parameter.detach(), expected)
-    assert torch.equal(parameter.detach(), torch.full((2,), 4.0))
-    restored = WeightAverage({"w": torch.nn.Parameter(torch.zeros(2))}, decay=0.75)
-    restored.load_state_dict(average.state_dict())
-    assert restored.updates == 4
-    torch.testing.assert_close(restored.averaged["w"], expected)
+        torch.testing.assert_close(state.scored_weights["w"], expected)
+    assert state.scored_weights["w"].tolist() == pytest.approx([2.5, 2.5])
+    assert torch.equal(model.w.detach(), torch.full((2,), 4.0))  # untouched
+
+    restored, restored_state = WeightAveraging(ema_epochs=4), run()
+    restored.on_train_begin(restored_state)
+    restored.load_state_dict(averaging.state_dict())
+    assert int(restored.average.n_averaged) == 4
+    torch.testing.assert_close(restored_state.scored_weights["w"], expected)
+    restored.on_train_end(restored_state)  # the model ends on the average
+    torch.testing.assert_close(model.w.detach(), expected)
 
 
 class RecordSteps(Strategy):
@@ -242,18 +256,18 @@ def test_resumed_run_ends_where_the_uninterrupted_one_does(
 
     directory = tmp_path / "run"
     saved = []
-    original = Trainer._save_checkpoint
+    original = checkpoints.save
 
-    def crash_after_three(self, state):
-        original(self, state)
+    def crash_after_three(directory, state):
+        original(directory, state)
         saved.append(state["history"][-1]["epoch"])
         if len(saved) == 3:
             raise Interrupted
 
-    monkeypatch.setattr(Trainer, "_save_checkpoint", crash_after_three)
+    monkeypatch.setattr(checkpoints, "save", crash_after_three)
     with pytest.raises(Interrupted):
         train(lstm_model(), windows, checkpoint_dir=str(directory), **settings)
-    monkeypatch.setattr(Trainer, "_save_checkpoint", original)
+    monkeypatch.setattr(checkpoints, "save", original)
 
     # a fresh process would build the same initial model from the same seed;
     # the resumed run trains only the three missing epochs
@@ -298,7 +312,7 @@ def test_a_checkpoint_of_another_run_is_refused(windows, tmp_path):
     with pytest.raises(ValueError, match="belongs to another training run"):
         train(linear_model(), windows, checkpoint_dir=directory, learning_rate=0.5)
     with pytest.raises(ValueError, match="belongs to another training run"):
-        train(linear_model(), windows, checkpoint_dir=directory, run_id="seed=1")
+        train(linear_model(), windows, checkpoint_dir=directory, run_seed=1)
 
 
 def test_checkpoints_are_written_atomically_and_load_without_pickle(tmp_path):
@@ -327,47 +341,3 @@ def test_compile_modes_reach_torch_compile(windows, monkeypatch, brent_monthly):
         FineTunedPriceForecaster(
             backbone="none", strategy="full", compile="fast", verbose=0
         ).fit(brent_monthly[-60:], fh=[1])
-
-
-def test_clip_gradients_equals_torch_clip_grad_norm():
-    from pricetune.training import clip_gradients
-
-    torch.manual_seed(0)
-    for scale in (0.01, 100.0):  # under and over the limit
-        params = [torch.randn(5, 3, requires_grad=True), torch.randn(7)]
-        params[1].requires_grad_(True)
-        grads = [torch.randn_like(p) * scale for p in params]
-        ours = [p.detach().clone().requires_grad_(True) for p in params]
-        for p, g in zip(params, grads, strict=True):
-            p.grad = g.clone()
-        for p, g in zip(ours, grads, strict=True):
-            p.grad = g.clone()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        clip_gradients([*ours, torch.zeros(2, requires_grad=True)], 1.0)
-        for theirs, mine in zip(params, ours, strict=True):
-            assert torch.equal(theirs.grad, mine.grad)
-
-
-def test_the_schedule_sets_every_group_like_lambdalr():
-    from pricetune.training import _Schedule
-
-    layer = torch.nn.Linear(2, 2)
-    groups = [{"params": [layer.weight], "lr": 0.1}, {"params": [layer.bias]}]
-    ours = torch.optim.SGD(groups, lr=1.0)
-    theirs = torch.optim.SGD(
-        [{"params": [layer.weight], "lr": 0.1}, {"params": [layer.bias]}], lr=1.0
-    )
-    config = TrainingConfig(1, 1, 1.0, warmup_fraction=0.2)
-    schedule = _Schedule(ours, lambda step: config.learning_rate_factor(step, 10))
-    reference = torch.optim.lr_scheduler.LambdaLR(
-        theirs, lambda step: config.learning_rate_factor(step, 10)
-    )
-    for _ in range(10):
-        assert schedule.get_last_lr() == pytest.approx(reference.get_last_lr())
-        schedule.step()
-        reference.step()
-    restored = _Schedule(torch.optim.SGD(groups, lr=1.0), lambda step: 1.0)
-    restored.factor = schedule.factor
-    restored.load_state_dict(schedule.state_dict())
-    assert restored.last_epoch == 10
-    assert restored.get_last_lr() == pytest.approx(schedule.get_last_lr())

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-import math
 import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from pricetune.persistence.codec import json_value
 
 __all__ = ["plot_error_by_horizon", "plot_forecasts", "save_result"]
 
@@ -26,18 +27,9 @@ _PALETTE = [
 ]
 
 
-def _json_value(value):
-    if isinstance(value, float | np.floating):
-        value = float(value)
-        return None if math.isnan(value) or math.isinf(value) else value
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
-
-
 def _records(frame: pd.DataFrame) -> list[dict]:
     return [
-        {key: _json_value(value) for key, value in row.items()}
+        {key: json_value(value, key, lenient=True) for key, value in row.items()}
         for row in frame.to_dict(orient="records")
     ]
 

@@ -12,8 +12,9 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
 from pricetune.components.contract import Head
-from pricetune.estimators.window_rows import WindowRowsMixin
-from pricetune.persistence import pending_restore
+from pricetune.estimators.parameters import training_parameters
+from pricetune.estimators.window_rows import ROW_DEFAULTS, ROW_DOCS, WindowRowsMixin
+from pricetune.persistence.restore import pending_restore
 
 
 class DirectionHead(Head):
@@ -73,6 +74,17 @@ def direction_rows(prices, context_length: int, horizon: int = 1):
     return X, y
 
 
+@training_parameters(
+    exclude=("head", "normalization", "calibrate_intervals"),
+    defaults=ROW_DEFAULTS,
+    docs={
+        **ROW_DOCS,
+        "head_kwargs": (
+            "dict, optional",
+            """``{"dropout": ...}`` for the direction head.""",
+        ),
+    },
+)
 class FineTunedPriceDirectionClassifier(
     WindowRowsMixin, ClassifierMixin, BaseEstimator
 ):
@@ -96,24 +108,13 @@ class FineTunedPriceDirectionClassifier(
     ``sktime.classification.compose.SklearnClassifierPipeline``, which
     flattens each univariate series into a row (see docs/classification.md).
 
-    Parameters
-    ----------
-    backbone, strategy, backbone_kwargs, strategy_kwargs
-        as for :class:`~pricetune.FineTunedPriceForecaster`.
-    head_kwargs : dict, optional
-        ``{"dropout": ...}`` for the direction head.
-    context_length, patch_length, patch_stride
-        as for :class:`~pricetune.FineTunedPriceRegressor`.
-    max_epochs, batch_size, learning_rate, weight_decay, patience,
-    validation_fraction, lr_schedule, warmup_fraction, gradient_clip,
-    accumulate_batches, augmentations, adversarial_epsilon, ema_epochs,
-    n_ensemble, compile, checkpoint_dir, log_csv, tensorboard_dir, device,
-    precision, random_state, verbose
-        the training options of :class:`~pricetune.FineTunedPriceRegressor`.
-        Ensemble members average their log-odds. Augmentations must keep
-        the direction of every move (``"scaling"``, ``"magnitude_warp"``,
-        or your own with ``keeps_direction = True``), and
-        ``adversarial_epsilon`` must be 0: both would otherwise flip labels.
+    {parameters}
+
+    The training options are the regressor's. Ensemble members average
+    their log-odds. Augmentations must keep the direction of every move
+    (``"scaling"``, ``"magnitude_warp"``, or your own with
+    ``keeps_direction = True``), and ``adversarial_epsilon`` must be 0:
+    both would otherwise flip labels.
 
     Attributes
     ----------
@@ -137,84 +138,15 @@ class FineTunedPriceDirectionClassifier(
     (12, 2)
     """
 
-    #: fixed: the sign of a target normalised by the last value is its class
-    normalization = "last"
-    head = "direction"
-
-    def __init__(
-        self,
-        backbone="minilm",
-        strategy="lora",
-        backbone_kwargs=None,
-        head_kwargs=None,
-        strategy_kwargs=None,
-        context_length=None,
-        patch_length=8,
-        patch_stride=None,
-        max_epochs=30,
-        batch_size=32,
-        learning_rate=1e-3,
-        weight_decay=0.0,
-        patience=5,
-        validation_fraction=0.2,
-        lr_schedule="cosine",
-        warmup_fraction=0.05,
-        gradient_clip=1.0,
-        accumulate_batches=1,
-        augmentations=None,
-        adversarial_epsilon=0.0,
-        ema_epochs=None,
-        n_ensemble=1,
-        compile=False,
-        checkpoint_dir=None,
-        log_csv=None,
-        tensorboard_dir=None,
-        device="auto",
-        precision="auto",
-        random_state=None,
-        verbose=1,
-    ):
-        self.backbone = backbone
-        self.strategy = strategy
-        self.backbone_kwargs = backbone_kwargs
-        self.head_kwargs = head_kwargs
-        self.strategy_kwargs = strategy_kwargs
-        self.context_length = context_length
-        self.patch_length = patch_length
-        self.patch_stride = patch_stride
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.weight_decay = weight_decay
-        self.patience = patience
-        self.validation_fraction = validation_fraction
-        self.lr_schedule = lr_schedule
-        self.warmup_fraction = warmup_fraction
-        self.gradient_clip = gradient_clip
-        self.accumulate_batches = accumulate_batches
-        self.augmentations = augmentations
-        self.adversarial_epsilon = adversarial_epsilon
-        self.ema_epochs = ema_epochs
-        self.n_ensemble = n_ensemble
-        self.compile = compile
-        self.checkpoint_dir = checkpoint_dir
-        self.log_csv = log_csv
-        self.tensorboard_dir = tensorboard_dir
-        self.device = device
-        self.precision = precision
-        self.random_state = random_state
-        self.verbose = verbose
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_class = False
         tags.non_deterministic = False
         return tags
 
-    def _component_class(self, kind: str) -> type:
-        if kind == "head":
-            return DirectionHead
-        return super()._component_class(kind)
+    def _fixed_params(self) -> dict:
+        # the sign of a target normalised by the last value is its class
+        return {"head": DirectionHead, "normalization": "last"}
 
     def fit(self, X, y):
         """Fine-tune a new model on the rows of ``X`` and labels ``y``.
@@ -238,7 +170,8 @@ class FineTunedPriceDirectionClassifier(
                 f"of the target is {y_type}."
             )
         classes, encoded = np.unique(y, return_inverse=True)
-        self._check_direction_safe_training()
+        config, n_past = self._row_config(X.shape[1])
+        _check_direction_safe(config)
         restore = pending_restore(self)
         if restore is not None:
             restore()
@@ -249,39 +182,38 @@ class FineTunedPriceDirectionClassifier(
                 "examples of both directions"
             )
         self.classes_ = classes
-        _, n_past = self._resolve_settings(X.shape[1])
         # one unit above the window's last value for the second class, one
         # below for the first: normalised by the last value, the sign is the
         # class (DirectionHead's loss reads it)
         last = X[:, n_past - 1]
         targets = (last + np.where(encoded == 1, 1.0, -1.0))[:, None]
         self._y_ndim = 1
-        self._fit_rows(X, targets)
+        self._fit_rows(X, targets, config, n_past)
         return self
 
-    def _check_direction_safe_training(self) -> None:
-        """The labels travel as the side of the target relative to the
-        window's last value: training options that move that value
-        (adversarial steps, most augmentations) would flip them."""
-        from pricetune.components.augmentations import build_augmentations
+    # ---------------------------------------------------------- persistence
+    def _fitted_state(self) -> dict:
+        """The regressor's fitted state and the two classes."""
+        from pricetune.persistence.codec import json_label
 
-        if float(self.adversarial_epsilon) != 0:
-            raise ValueError(
-                "adversarial_epsilon must be 0 for the direction classifier: its "
-                "perturbed windows move the last price, which flips labels"
-            )
-        flipping = [
-            repr(augmentation)
-            for augmentation in build_augmentations(self.augmentations)
-            if not getattr(augmentation, "keeps_direction", False)
-        ]
-        if flipping:
-            raise ValueError(
-                f"augmentations {flipping} can move a window's last price past "
-                "its label's side; the direction classifier takes only those "
-                "with keeps_direction = True (the built-ins 'scaling' and "
-                "'magnitude_warp')"
-            )
+        return {
+            **super()._fitted_state(),
+            "classes": [json_label(c, "a class label") for c in self.classes_],
+        }
+
+    def _restore_fitted(self, fitted: dict, model_state: dict, weights) -> None:
+        from pricetune.persistence.errors import PersistenceError
+
+        classes = fitted.get("classes")
+        if not isinstance(classes, list) or len(classes) != 2:
+            raise PersistenceError(f"classes={classes!r} is not two labels")
+        super()._restore_fitted(fitted, model_state, weights)
+        self.classes_ = np.asarray(classes)
+
+    def _refit_from_save(self, fitted: dict) -> None:
+        """``fit`` on two stand-in rows labelled with the saved classes,
+        inside which the restore hook loads the saved model."""
+        self.fit(self._stand_in_rows(fitted, 2), np.asarray(fitted["classes"]))
 
     def decision_function(self, X):
         """Log-odds of the second class, ``(n_samples,)``."""
@@ -299,3 +231,26 @@ class FineTunedPriceDirectionClassifier(
         """The more likely class of each row."""
         check_is_fitted(self)
         return self.classes_[(self.decision_function(X) > 0).astype(int)]
+
+
+def _check_direction_safe(config) -> None:
+    """The labels travel as the side of the target relative to the
+    window's last value: training options that move that value
+    (adversarial steps, most augmentations) would flip them."""
+    if config.adversarial_epsilon != 0:
+        raise ValueError(
+            "adversarial_epsilon must be 0 for the direction classifier: its "
+            "perturbed windows move the last price, which flips labels"
+        )
+    flipping = [
+        repr(augmentation)
+        for augmentation in config.augmentations
+        if not getattr(augmentation, "keeps_direction", False)
+    ]
+    if flipping:
+        raise ValueError(
+            f"augmentations {flipping} can move a window's last price past "
+            "its label's side; the direction classifier takes only those "
+            "with keeps_direction = True (the built-ins 'scaling' and "
+            "'magnitude_warp')"
+        )

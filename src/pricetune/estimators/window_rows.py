@@ -2,21 +2,49 @@
 (:class:`~pricetune.FineTunedPriceRegressor` and
 :class:`~pricetune.FineTunedPriceDirectionClassifier`): reading the
 past-value and covariate columns, fitting on the rows, predicting in
-fixed-size passes, saving and pickling."""
+fixed-size passes, their fitted state for saving, and pickling."""
 
 from __future__ import annotations
 
 import numpy as np
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from pricetune.data.scaling import Standardiser
 from pricetune.data.windows import Windows
-from pricetune.estimators.fine_tuning import FineTuningMixin, Settings, check_int
+from pricetune.estimators.fine_tuning import FineTuningMixin
+from pricetune.training.config import TrainingConfig, integer
 
 # rows per forward pass in predict. Every pass has exactly this many rows
 # (the last one padded), so that a row's prediction never depends on the
 # rows predicted with it: float32 matrix products round differently with
 # the number of rows.
 _PREDICT_BATCH = 64
+
+#: the row estimators' defaults and docs where they differ from the forecaster's
+ROW_DEFAULTS = {"context_length": None, "patch_length": 8}
+ROW_DOCS = {
+    "context_length": (
+        "int, optional",
+        """number of leading columns of ``X`` that are past values (oldest
+first, newest last); the remaining columns are covariates. Default
+None: every column is a past value.""",
+    ),
+    "patch_length": (
+        "int",
+        """values per patch (token). When it exceeds the number of past-value
+columns it is clipped to that number (so a single past column gives
+patches of length 1); ``patch_length_`` is the length used.""",
+    ),
+    "patch_stride": (
+        "int, optional",
+        "step between patches; default ``max(1, patch_length_ // 2)``.",
+    ),
+    "validation_fraction": (
+        "float",
+        """share of the rows, taken from the end, held out for early stopping
+(0 turns validation and early stopping off); see above.""",
+    ),
+}
 
 
 class WindowRowsMixin(FineTuningMixin):
@@ -28,31 +56,25 @@ class WindowRowsMixin(FineTuningMixin):
         return hasattr(self, "training_history_")
 
     # ------------------------------------------------------------------ fit
-    def _resolve_settings(self, n_features: int) -> tuple[Settings, int]:
-        """The checked settings for ``X`` with ``n_features`` columns, and
-        the number of past-value columns."""
+    def _row_config(self, n_features: int) -> tuple[TrainingConfig, int]:
+        """The settings for ``X`` with ``n_features`` columns, and the
+        number of its past-value columns. A single past value is read as a
+        flat window of two; ``patch_length`` is clipped to the past values."""
         if self.context_length is None:
             n_past = n_features
         else:
-            n_past = check_int("context_length", self.context_length, 1)
+            n_past = integer(1)("context_length", self.context_length)
             if n_past > n_features:
                 raise ValueError(
                     f"context_length={n_past}, but X has only {n_features} "
                     "feature(s); the first context_length columns must be "
                     "past values"
                 )
-        patch_length = min(check_int("patch_length", self.patch_length, 1), n_past)
-        # The shared checks read the parameters from the estimator; give them
-        # a fresh one holding the resolved values (this one is left as is).
-        # A single past value is read as a flat window of two.
-        resolved = type(self)(
-            **{
-                **self.get_params(deep=False),
-                "context_length": max(n_past, 2),
-                "patch_length": patch_length,
-            }
+        patch_length = min(integer(1)("patch_length", self.patch_length), n_past)
+        config = self._training_config(
+            context_length=max(n_past, 2), patch_length=patch_length
         )
-        return resolved._check_settings(), n_past
+        return config, n_past
 
     def _contexts(self, X: np.ndarray) -> np.ndarray:
         """The past-value columns of ``X``, as the model reads them."""
@@ -64,25 +86,23 @@ class WindowRowsMixin(FineTuningMixin):
         """The covariate columns of ``X``, standardised: ``(n, n_covariates)``."""
         if X.shape[1] == self.context_length_:
             return None
-        return (X[:, self.context_length_ :] - self._covariate_loc) / (
-            self._covariate_scale
-        )
+        return self._covariate_scaling.transform(X[:, self.context_length_ :])
 
-    def _fit_rows(self, X: np.ndarray, targets: np.ndarray) -> None:
+    def _fit_rows(
+        self, X: np.ndarray, targets: np.ndarray, config: TrainingConfig, n_past: int
+    ) -> None:
         """Fit on the rows of the validated ``X`` and ``targets`` ``(n, h)``,
-        in raw units (the model reads them relative to each row)."""
-        settings, n_past = self._resolve_settings(X.shape[1])
+        in raw units (the model reads them relative to each row), with the
+        settings of :meth:`_row_config`."""
         self.context_length_ = n_past
-        self.patch_length_ = settings.patch_length
+        self.patch_length_ = config.patch_length
+        self._covariate_scaling = None
         covariates = None
         if X.shape[1] > n_past:
-            raw = X[:, n_past:]
-            spread = raw.std(axis=0)
-            self._covariate_loc = raw.mean(axis=0)
-            self._covariate_scale = np.where(spread > 0, spread, 1.0)
+            self._covariate_scaling = Standardiser.fit(X[:, n_past:])
             covariates = self._covariates(X)[:, None, :]
         windows = Windows(self._contexts(X), targets, covariates)
-        self._build_and_train(settings, windows, targets.shape[1])
+        self._fit_model(config, windows, targets.shape[1])
 
     def _outputs(self, X, denormalise: bool = True) -> np.ndarray:
         """The model's outputs for ``X``: ``(n_samples, horizon_, n_levels)``."""
@@ -123,14 +143,89 @@ class WindowRowsMixin(FineTuningMixin):
 
         return load(path, device=device, expected=cls)
 
+    def _fitted_state(self) -> dict:
+        """What the safe format stores beyond the parameters and the model:
+        the number and names of the columns of X seen in ``fit``, how many
+        are past values, the patch length used, the covariates' scaling and
+        whether y was 1-D. The rows of X are not kept (the estimator does
+        not keep them either)."""
+        from pricetune.persistence.codec import json_label
+
+        names = getattr(self, "feature_names_in_", None)
+        scaling = self._covariate_scaling
+        return {
+            "n_features_in": int(self.n_features_in_),
+            "feature_names_in": None
+            if names is None
+            else [json_label(name, "a column name of X") for name in names],
+            "context_length": int(self.context_length_),
+            "patch_length": int(self.patch_length_),
+            "y_ndim": int(self._y_ndim),
+            "covariates": None if scaling is None else scaling.to_json(),
+        }
+
+    def _restore_fitted(self, fitted: dict, model_state: dict, weights) -> None:
+        """Rebuild the model and the state :meth:`_fitted_state` saved."""
+        from pricetune.persistence.errors import PersistenceError
+
+        # as in fit: the parameters resolved for X's number of columns
+        config, n_past = self._row_config(fitted["n_features_in"])
+        saved = (fitted["context_length"], fitted["patch_length"])
+        if (n_past, config.patch_length) != saved:
+            raise PersistenceError(
+                f"the saved context_length_ and patch_length_ {saved} differ from "
+                f"{(n_past, config.patch_length)}, which the saved parameters "
+                f"give for {fitted['n_features_in']} columns: the save is corrupt"
+            )
+        n_covariates = fitted["n_features_in"] - fitted["context_length"]
+        covariates = fitted["covariates"]
+        try:
+            scaling = None if covariates is None else Standardiser.from_json(covariates)
+        except ValueError as error:
+            raise PersistenceError(
+                f"the saved covariate scaling is malformed ({error}): the save is "
+                "corrupt"
+            ) from error
+        if (scaling is None) != (n_covariates == 0) or (
+            scaling is not None and scaling.n_columns != n_covariates
+        ):
+            raise PersistenceError(
+                f"the saved covariate scaling does not fit {n_covariates} "
+                "covariate column(s): the save is corrupt"
+            )
+        if fitted["y_ndim"] not in (1, 2):
+            raise PersistenceError(f"y_ndim={fitted['y_ndim']!r} is not 1 or 2")
+        self._restore_model(config, model_state, weights)
+        self.context_length_ = fitted["context_length"]
+        self.patch_length_ = fitted["patch_length"]
+        self._y_ndim = fitted["y_ndim"]
+        self._covariate_scaling = scaling
+
+    def _stand_in_rows(self, fitted: dict, n_rows: int):
+        """``n_rows`` rows of zeros with the saved columns of X: ``fit`` on
+        them rebuilds scikit-learn's fitted state (``n_features_in_``,
+        ``feature_names_in_``); the restore hook replaces training."""
+        import pandas as pd
+
+        X = np.zeros((n_rows, fitted["n_features_in"]))
+        names = fitted["feature_names_in"]
+        return X if names is None else pd.DataFrame(X, columns=list(names))
+
+    # ------------------------------------------------------------- pickling
     def __getstate__(self):
         # a model on a GPU is pickled from a CPU copy, so it unpickles anywhere
-        from pricetune.persistence import pickle_state
+        from pricetune.persistence.pickling import pickle_state
 
         return pickle_state(self, super().__getstate__())
 
     def __setstate__(self, state):
-        from pricetune.persistence import restore_device
+        from pricetune.persistence.pickling import restore_device
 
+        if "_covariate_loc" in state:  # pickled by pricetune 0.1.0
+            state = dict(state)
+            state["_covariate_scaling"] = Standardiser(
+                state.pop("_covariate_loc"), state.pop("_covariate_scale")
+            )
+        state.setdefault("_covariate_scaling", None)
         super().__setstate__(state)
         restore_device(self)

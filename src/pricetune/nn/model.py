@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-NORMALIZATIONS = ("last", "mean")
+from pricetune.nn import NORMALIZATIONS
 
 
 def count_patches(context_length: int, patch_length: int, patch_stride: int) -> int:
@@ -108,8 +108,10 @@ class PatchForecastModel(nn.Module):
 
 class EnsembleModel(nn.Module):
     """Several :class:`PatchForecastModel` members trained apart (each from
-    its own seed) and combined when they forecast; see
-    :meth:`pricetune.estimators.fine_tuning.FineTuningMixin._raw_outputs`."""
+    its own seed), held together so that they save, load and move between
+    devices as one model. It has no forward pass of its own: the members
+    forecast one by one and their quantiles are mixed (see
+    :meth:`pricetune.estimators.fine_tuning.FineTuningMixin._raw_outputs`)."""
 
     def __init__(self, members: list[PatchForecastModel]):
         super().__init__()
@@ -127,10 +129,3 @@ class EnsembleModel(nn.Module):
 
     def scaling(self, context: torch.Tensor):
         return self.members[0].scaling(context)
-
-    def forward(self, context, covariates=None) -> torch.Tensor:
-        """Every member's forecast values (its head's ``to_quantiles``),
-        stacked: ``(n_members, batch, horizon, n_values)``."""
-        return torch.stack(
-            [m.head.to_quantiles(m(context, covariates)) for m in self.members]
-        )

@@ -68,3 +68,32 @@ def mixture_quantiles(
         [interpolate_quantiles(levels, member, grid) for member in members], axis=1
     )
     return np.quantile(pooled, np.asarray(levels, dtype=float), axis=1).T
+
+
+#: the factors :func:`best_interval_scale` tries, from a quarter to four times
+INTERVAL_SCALES = np.geomspace(0.25, 4.0, 49)
+
+
+def best_interval_scale(
+    levels: Sequence[float], outputs: np.ndarray, targets: np.ndarray, scale
+) -> float:
+    """The factor on the quantiles' distances from the median that
+    minimises the mean quantile loss of ``outputs`` ``(n, steps, n_levels)``
+    against ``targets`` ``(n, steps)``, both in units of each window's
+    ``scale`` ``(n, 1)`` (so every series weighs alike), from
+    :data:`INTERVAL_SCALES`."""
+    from pricetune.components.losses import pinball_loss
+
+    scale = np.asarray(scale, dtype=np.float64)[:, :, None]  # (n, 1, 1)
+    n, steps, n_levels = outputs.shape
+    median = interpolate_quantiles(
+        levels, outputs.reshape(n * steps, n_levels), [0.5]
+    ).reshape(n, steps, 1)
+    spread = ((outputs - median) / scale).reshape(-1, n_levels)
+    actual = (targets[:, :, None] / scale).reshape(-1)
+    centre = (median / scale).reshape(-1, 1)
+    losses = [
+        pinball_loss(actual, centre + factor * spread, np.asarray(levels)).mean()
+        for factor in INTERVAL_SCALES
+    ]
+    return float(INTERVAL_SCALES[int(np.argmin(losses))])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-PRECISIONS = ("auto", "fp32", "bf16")
+from pricetune.training.config import PRECISIONS
 
 
 def resolve_device(device: str | torch.device) -> torch.device:

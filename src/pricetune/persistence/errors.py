@@ -1,0 +1,15 @@
+"""What saving and loading raise and warn."""
+
+from __future__ import annotations
+
+
+class PersistenceError(ValueError):
+    """A save that cannot be written, or a directory that cannot be loaded."""
+
+
+class MissingComponentError(PersistenceError):
+    """A saved model needs a component that no installed plugin provides."""
+
+
+class PersistenceWarning(UserWarning):
+    """Something differs between where a model was saved and where it loads."""
