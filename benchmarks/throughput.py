@@ -209,7 +209,7 @@ def model_call_latency(forecaster, context, device, repeats) -> float | None:
 def plain_model(fitted: FineTunedPriceForecaster, horizon: int):
     """The identical, untrained module: a clone assembled with the same seed."""
     twin = fitted.clone()
-    twin._assemble(twin._check_settings(), horizon, 0)
+    twin._assemble(twin._training_config(), horizon, 0)
     model = twin.model_
     counts = (
         sum(p.numel() for p in model.parameters()),
@@ -700,7 +700,7 @@ def scaling_worker(n_series: int, mode: str) -> dict:
     forecaster = FineTunedPriceForecaster(**params)
     result = {"n_series": n_series, "mode": mode}
     if mode == "trainer":
-        forecaster._assemble(forecaster._check_settings(), s["horizon"], 0)
+        forecaster._assemble(forecaster._training_config(), s["horizon"], 0)
     # a warm-up on a two-series panel: torch's, pandas' and sktime's one-time
     # allocations then fall before the baseline, not in the measured rise
     warm_values, warm_offsets = panel_values(2)
@@ -714,7 +714,7 @@ def scaling_worker(n_series: int, mode: str) -> dict:
             PanelWindows(warm_values, warm_offsets, s["context"], s["horizon"]),
             torch.Generator().manual_seed(0),
         )
-        forecaster._assemble(forecaster._check_settings(), s["horizon"], 0)
+        forecaster._assemble(forecaster._training_config(), s["horizon"], 0)
     else:
         warm = forecaster.clone()
         warm.set_params(max_epochs=1)

@@ -1,5 +1,9 @@
 """Shared fixtures. Tests never reach the network: only loopback connections
-are allowed, and Hugging Face libraries are told they are offline."""
+are allowed, and Hugging Face libraries are told they are offline.
+
+Helpers that tests in several folders use are fixtures here (test modules
+are not importable: pytest runs with ``--import-mode=importlib``); the
+factories among them return a function to call."""
 
 from __future__ import annotations
 
@@ -57,3 +61,85 @@ def tiny_gpt2_dir(tmp_path_factory):
     config = GPT2Config(n_layer=2, n_embd=32, n_head=2, n_positions=64, vocab_size=50)
     GPT2Model(config).save_pretrained(path)
     return path
+
+
+@pytest.fixture
+def clean_plugins():
+    """Fresh plugin state before and after: tests (and the pages of docs/) may
+    register in-process plugins, which later tests must not see."""
+    from pricetune import plugins
+
+    plugins.reload_plugins()
+    yield
+    plugins.reload_plugins()
+
+
+@pytest.fixture
+def autoloaded_plugins(monkeypatch):
+    """Fresh plugin state before and after, with entry-point autoloading on
+    whatever the environment says."""
+    from pricetune import plugins
+
+    monkeypatch.delenv(plugins.DISABLE_AUTOLOAD_ENV, raising=False)
+    plugins.reload_plugins()
+    yield
+    plugins.reload_plugins()
+
+
+@pytest.fixture(scope="session")
+def random_walk():
+    """A factory: ``random_walk(n, seed)``, n prices of a seeded Gaussian
+    random walk from 50."""
+    import numpy as np
+
+    def walk(n, seed):
+        return 50 + np.cumsum(np.random.default_rng(seed).normal(size=n))
+
+    return walk
+
+
+@pytest.fixture(scope="session")
+def small_lstm_model():
+    """A factory: ``small_lstm_model(seed=0, n_covariates=0)``, a seeded LSTM
+    patch model with a linear head (contexts of 12, patches of 4 every 2,
+    horizon 3)."""
+    import torch
+
+    from pricetune.components.heads import LinearHead
+    from pricetune.components.simple_backbones import LSTMBackbone
+    from pricetune.nn.model import PatchForecastModel
+
+    def build(seed=0, n_covariates=0):
+        torch.manual_seed(seed)
+        return PatchForecastModel(
+            LSTMBackbone(patch_length=4, n_patches=5, hidden_size=6),
+            LinearHead(hidden_size=6, n_patches=5, horizon=3),
+            context_length=12,
+            patch_length=4,
+            patch_stride=2,
+            horizon=3,
+            n_covariate_features=n_covariates,
+        )
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def train_on_cpu():
+    """A factory: ``train_on_cpu(model, windows, placement="auto",
+    strategy=None, **settings)`` trains with the Trainer on the CPU (3 epochs,
+    batches of 8, learning rate 1e-2 unless ``settings`` say otherwise) and
+    returns the history."""
+    import torch
+
+    from pricetune.training import Trainer, TrainingConfig
+
+    def fit(model, windows, placement="auto", strategy=None, **settings):
+        config = TrainingConfig(
+            **{"max_epochs": 3, "batch_size": 8, "learning_rate": 1e-2, **settings}
+        )
+        trainer = Trainer(config, torch.device("cpu"), None, placement=placement)
+        generator = torch.Generator().manual_seed(0)
+        return trainer.fit(model, windows, generator, strategy=strategy)
+
+    return fit

@@ -29,6 +29,20 @@ def test_plugins_lists_every_builtin(capsys):
             assert (kind, name) in listed
 
 
+def test_plugins_lists_the_mlp_lstm_gru_and_student_t_heads(capsys):
+    assert main(["plugins"]) == 0
+    listed = {tuple(line.split()[:2]) for line in capsys.readouterr().out.splitlines()}
+    for name in ["mlp", "lstm", "gru", "student_t"]:
+        assert ("head", name) in listed
+
+
+def test_plugins_lists_the_peft_adapter_and_gradual_strategies(capsys):
+    assert main(["plugins"]) == 0
+    listed = {tuple(line.split()[:2]) for line in capsys.readouterr().out.splitlines()}
+    for name in ["adalora", "ia3", "prefix", "adapter", "gradual"]:
+        assert ("strategy", name) in listed
+
+
 def test_plugins_json(capsys):
     assert main(["plugins", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)

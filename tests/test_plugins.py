@@ -1,4 +1,8 @@
-"""Tests for plugin loading (pricetune.plugins) and the component registry.
+"""Plugin loading (pricetune.plugins): the built-ins, plugins found through
+entry points, broken plugins, autoload, clashes with built-in names, unknown
+names, and plugins registered in-process. (The registry class itself:
+test_registry.py; the plugin API's version check and hooks:
+test_hookspecs.py.)
 
 Third-party plugins are found through real ``pricetune`` entry points: each
 test writes ``<dist>-<version>.dist-info`` folders (METADATA and
@@ -45,7 +49,7 @@ EXAMPLE_NAMES = {
     "strategy": "example-head-only",
 }
 # the original built-ins; more may be registered (the set is open: see
-# registered_builtins() and tests/test_plugin_api.py's meta-tests)
+# registered_builtins() and the meta-tests of tests/test_docs.py)
 BUILTINS = {
     ("backbone", "minilm"): MiniLMBackbone,
     ("backbone", "hf"): HuggingFaceBackbone,
@@ -186,14 +190,6 @@ def site(tmp_path, monkeypatch):
     plugins.reload_plugins()
     for name in fake.modules:
         sys.modules.pop(name, None)
-
-
-@pytest.fixture
-def clean_plugins():
-    """Fresh plugin state for tests that load only what is really installed."""
-    plugins.reload_plugins()
-    yield
-    plugins.reload_plugins()
 
 
 def registered_builtins() -> set[tuple[str, str]]:
@@ -543,93 +539,6 @@ def test_forecaster_fit_rejects_an_unknown_name(clean_plugins, kind, name, sugge
     pd.testing.assert_series_equal(y, original)
     assert y.attrs == original.attrs
     assert not hasattr(forecaster, "model_")
-
-
-# -------------------------------------------------------- registry validation
-class Dummy:
-    pass
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        "Bad Name", "LSTM", "", "-lstm", "_lstm", "a b", "lstm!", None, 3,
-        "lstm\n",
-    ],
-)  # fmt: skip
-def test_registry_rejects_bad_names(name):
-    registry = ComponentRegistry("backbone")
-    with pytest.raises(ValueError, match="lower-case"):
-        registry.add(name, Dummy)
-    assert len(registry) == 0
-
-
-@pytest.mark.parametrize("name", ["lstm", "my-backbone", "v1.2_x", "0abc"])
-def test_registry_accepts_good_names(name):
-    registry = ComponentRegistry("backbone")
-    registry.add(name, Dummy)
-    assert registry.get(name) is Dummy
-    assert name in registry
-    info = registry.info(name)
-    assert (info.kind, info.name, info.cls) == ("backbone", name, Dummy)
-    assert info.class_path == f"{__name__}.Dummy"
-
-
-@pytest.mark.parametrize("value", [Dummy(), lambda: Dummy, "tests.Dummy", None])
-def test_registry_rejects_values_that_are_not_classes(value):
-    registry = ComponentRegistry("head")
-    with pytest.raises(TypeError, match="must be registered as a class"):
-        registry.add("thing", value)
-    assert "thing" not in registry
-
-
-def test_registry_rejects_duplicates():
-    registry = ComponentRegistry("strategy")
-    registry.add("thing", Dummy)
-
-    class Other:
-        pass
-
-    with pytest.raises(ValueError, match="already registered by .*Dummy"):
-        registry.add("thing", Other)
-    with pytest.raises(ValueError, match="already registered"):
-        registry.add("thing", Dummy)
-    assert registry.get("thing") is Dummy
-    assert len(registry) == 1
-
-
-def test_registry_rejects_unknown_kinds():
-    with pytest.raises(ValueError, match="kind must be one of"):
-        ComponentRegistry("widget")
-
-
-def test_registry_merge_keeps_existing_names_and_tags_provenance():
-    first, second = ComponentRegistry("head"), ComponentRegistry("head")
-
-    class Other:
-        pass
-
-    first.add("a", Dummy)
-    second.add("a", Other)
-    second.add("b", Other)
-    clashes = first.merge(second, plugin="p", distribution="d", version="9")
-    assert clashes == ["a"]
-    assert first.get("a") is Dummy
-    assert first.info("b").cls is Other
-    assert (first.info("b").plugin, first.info("b").distribution) == ("p", "d")
-    assert [info.name for info in first] == ["a", "b"]
-
-
-def test_registry_unknown_name_with_nothing_registered():
-    registry = ComponentRegistry("backbone")
-    with pytest.raises(UnknownComponentError, match=r"\(none registered\)"):
-        registry.get("lstm")
-    with pytest.raises(UnknownComponentError):
-        registry.get(["not", "hashable"])
-
-
-def test_hookimpl_is_exported():
-    assert pricetune.hookimpl is plugins.hookspecs.hookimpl
 
 
 # ----------------------------------------------------- in-process plugins

@@ -143,7 +143,7 @@ def overrides(callback: Callback, hook: str) -> bool:
 # ------------------------------------------------------------- built-ins
 class WeightAveraging(Callback):
     """An exponential moving average of the trainable weights
-    (``ema_epochs``), kept by :class:`torch.optim.swa_utils.AveragedModel`.
+    (``ema_epochs``).
 
     Validation scores the average, early stopping keeps its best, and the
     fitted model ends on it. The decay per optimiser step is
@@ -151,41 +151,45 @@ class WeightAveraging(Callback):
     ``min(decay, n / (n + 1))``, the plain mean of the weights so far while
     that is shorter than the average's span, so the average is never
     anchored to the initial weights.
+
+    Written by hand rather than with ``torch.optim.swa_utils.AveragedModel``:
+    on a small model AveragedModel's bookkeeping costs about 70 µs per step
+    against 11 µs for this in-place ``lerp_`` of the trainable parameters, a
+    quarter of the step (``benchmarks/loop_pieces.py``, docs/performance.md).
     """
 
     def __init__(self, ema_epochs: float):
         self.ema_epochs = float(ema_epochs)
+        self.updates = 0
 
     def on_train_begin(self, run: TrainingRun) -> None:
-        from torch.optim.swa_utils import AveragedModel
-
         self.decay = 1.0 - 1.0 / max(1.0, self.ema_epochs * run.steps_per_epoch)
-        self.names = list(run.trainable)
-        # the trainable parameters only: averaging a frozen pretrained body
-        # would copy it and walk it at every step for nothing
-        self.trained = nn.ParameterList(run.trainable.values())
-        self.average = AveragedModel(self.trained, avg_fn=self._moved_average)
-        run.scored_weights = dict(
-            zip(self.names, self.average.module.parameters(), strict=True)
-        )
-
-    def _moved_average(self, averaged, current, _n_averaged_on_device):
-        # the count from the CPU buffer: reading the device copy AveragedModel
-        # passes would make the host wait for the GPU at every step
-        n = int(self.average.n_averaged)
-        return averaged.lerp(current, 1.0 - min(self.decay, n / (n + 1)))
+        self.trained = run.trainable
+        self.updates = 0
+        # the trainable parameters only: a frozen pretrained body never moves
+        self.averaged = {n: p.detach().clone() for n, p in run.trainable.items()}
+        run.scored_weights = self.averaged
 
     def on_step_end(self, run: TrainingRun) -> None:
-        self.average.update_parameters(self.trained)
+        weight = 1.0 - min(self.decay, self.updates / (self.updates + 1))
+        self.updates += 1
+        with torch.no_grad():
+            for name, parameter in self.trained.items():
+                self.averaged[name].lerp_(parameter.detach(), weight)
 
     def on_train_end(self, run: TrainingRun) -> None:
-        run.model.load_state_dict(run.scored_weights, strict=False)
+        run.model.load_state_dict(self.averaged, strict=False)
 
     def state_dict(self) -> dict:
-        return {n: t.detach().cpu() for n, t in self.average.state_dict().items()}
+        return {
+            "updates": self.updates,
+            "averaged": {n: t.detach().cpu() for n, t in self.averaged.items()},
+        }
 
     def load_state_dict(self, state: dict) -> None:
-        self.average.load_state_dict(state)
+        self.updates = state["updates"]
+        for name, tensor in state["averaged"].items():
+            self.averaged[name].copy_(tensor)
 
 
 class EarlyStopping(Callback):

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 
 from pricetune.nn import NORMALIZATIONS
+from pricetune.registry import KINDS
 
 #: torch.compile modes the ``compile`` setting takes besides True/False
 COMPILE_MODES = (
@@ -36,8 +37,9 @@ COMPILE_MODES = (
 )
 LR_SCHEDULES = ("cosine", "constant")
 PRECISIONS = ("auto", "fp32", "bf16")
-#: the component kinds an estimator is assembled from
-MODEL_COMPONENTS = ("backbone", "head", "strategy")
+#: the component kinds a model is assembled from (augmentations act on the
+#: training windows instead)
+MODEL_COMPONENTS = tuple(kind for kind in KINDS if kind != "augmentation")
 
 
 # ------------------------------------------------------------------ checks

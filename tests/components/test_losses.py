@@ -136,3 +136,13 @@ def test_torch_levels_may_be_a_sequence():
 def test_the_module_imports_numpy_only():
     code = "import sys, pricetune.components.losses; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_pinball_loss_matches_hand_computation():
+    prediction = torch.tensor([[[1.0, 2.0]], [[0.0, 4.0]]])  # (batch 2, h 1, q 2)
+    target = torch.tensor([[3.0], [1.0]])
+    levels = torch.tensor([0.2, 0.8])
+    # errors: [2, 1], [1, -3] -> losses 0.2*2, 0.8*1, 0.2*1, (0.8-1)*-3
+    expected = (0.4 + 0.8 + 0.2 + 0.6) / 4
+    loss = pinball_loss(target, prediction, levels).mean()
+    assert float(loss) == pytest.approx(expected)

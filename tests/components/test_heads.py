@@ -1,6 +1,7 @@
-"""The heads of issue #7: mlp, lstm, gru (point or non-crossing quantile
-outputs) and student_t (a distribution head); the head contract for each,
-and each inside the forecaster, saved and loaded."""
+"""The heads (pricetune.components.heads): linear and quantile; mlp, lstm
+and gru (point or non-crossing quantile outputs); student_t (a distribution
+head). The head contract for each, and each inside the forecaster, saved
+and loaded."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ import torch
 from scipy import stats
 
 from pricetune import FineTunedPriceForecaster
-from pricetune.cli import main
 from pricetune.components.heads import (
     DEFAULT_QUANTILES,
     GRUHead,
@@ -25,6 +25,7 @@ from pricetune.components.heads import (
 )
 
 SHAPE = {"hidden_size": 6, "n_patches": 5, "horizon": 4}
+
 PROJECTED = [MLPHead, LSTMHead, GRUHead]
 
 
@@ -32,6 +33,54 @@ def _hidden(batch=32, scale=10.0):
     return torch.randn(batch, SHAPE["n_patches"], SHAPE["hidden_size"]) * scale
 
 
+# --------------------------------------------------------- linear and quantile
+def test_quantile_head_shapes_and_no_crossing():
+    torch.manual_seed(0)
+    head = QuantileHead(
+        hidden_size=8, n_patches=5, horizon=4, quantiles=[0.1, 0.5, 0.9]
+    )
+    output = head(torch.randn(64, 5, 8) * 10)
+    assert output.shape == (64, 4, 3)
+    assert output.dtype == torch.float32
+    assert (output.diff(dim=-1) >= 0).all()
+
+
+def test_untrained_quantile_head_starts_at_standard_normal_quantiles():
+    levels = [0.1, 0.5, 0.9]
+    head = QuantileHead(hidden_size=3, n_patches=2, horizon=2, quantiles=levels)
+    torch.nn.init.zeros_(head.projection.weight)
+    output = head(torch.randn(1, 2, 3))[0, 0]
+    expected = torch.tensor([NormalDist().inv_cdf(q) for q in levels])
+    torch.testing.assert_close(output, expected, atol=1e-5, rtol=0)
+
+
+def test_quantile_levels_are_validated():
+    for bad, message in [
+        ([0.5], "at least two"),
+        ([0.0, 0.5], r"\(0, 1\)"),
+        ([0.6, 0.4], "increasing"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            QuantileHead(hidden_size=2, n_patches=1, horizon=1, quantiles=bad)
+
+
+def test_linear_head_losses():
+    head = LinearHead(hidden_size=2, n_patches=3, horizon=2, loss="mae")
+    prediction = torch.tensor([[[1.0], [2.0]]])
+    target = torch.tensor([[2.0, 0.0]])
+    assert float(head.loss(prediction, target)) == pytest.approx(1.5)
+    assert head(torch.randn(7, 3, 2)).shape == (7, 2, 1)
+    with pytest.raises(ValueError, match="loss must be one of"):
+        LinearHead(hidden_size=2, n_patches=3, horizon=2, loss="mape")
+
+
+def test_linear_and_quantile_heads_keep_their_parameter_names():
+    """Models saved before the output layer was shared still load."""
+    for head in (LinearHead(**SHAPE), QuantileHead(**SHAPE)):
+        assert sorted(head.state_dict()) == ["projection.bias", "projection.weight"]
+
+
+# -------------------------------------------------------------- mlp, lstm, gru
 @pytest.mark.parametrize("cls", PROJECTED)
 def test_quantile_outputs_have_the_contract_shape_and_never_cross(cls):
     torch.manual_seed(0)
@@ -112,13 +161,7 @@ def test_recurrent_heads_read_the_sequence_in_order(cls, rnn):
     assert not torch.allclose(head(hidden), head(hidden.flip(1)))
 
 
-def test_linear_and_quantile_heads_keep_their_parameter_names():
-    """Models saved before the output layer was shared still load."""
-    for head in (LinearHead(**SHAPE), QuantileHead(**SHAPE)):
-        assert sorted(head.state_dict()) == ["projection.bias", "projection.weight"]
-
-
-# ------------------------------------------------------------- student_t
+# ------------------------------------------------------------------- student_t
 def _student_t_output(batch=16, seed=0):
     torch.manual_seed(seed)
     head = StudentTHead(**SHAPE)
@@ -188,7 +231,7 @@ def test_untrained_student_t_starts_with_a_sensible_spread():
     assert float(df) == pytest.approx(5.0, abs=1e-5)
 
 
-# ------------------------------------------------------- in the forecaster
+# ----------------------------------------------------------- in the forecaster
 FITS = {
     "mlp": dict(backbone="none", head_kwargs={"hidden_sizes": [16]}),
     "lstm": dict(backbone="lstm", head_kwargs={"rnn_size": 8}),
@@ -245,6 +288,21 @@ def test_point_versions_predict_but_give_no_intervals(brent_monthly):
         forecaster.predict_quantiles(alpha=[0.1])
 
 
+def test_point_head_has_no_quantiles(brent_monthly):
+    forecaster = FineTunedPriceForecaster(
+        backbone="none",
+        head="linear",
+        strategy="full",
+        context_length=16,
+        max_epochs=1,
+        random_state=0,
+        verbose=0,
+    ).fit(brent_monthly, fh=[1])
+    assert forecaster.quantiles_ is None
+    with pytest.raises(NotImplementedError):
+        forecaster.predict_quantiles(alpha=[0.5])
+
+
 def test_student_t_with_covariates_shifts_the_location(brent_monthly):
     y = brent_monthly.iloc[-150:]
     X = pd.DataFrame({"flag": (np.arange(len(y)) % 3 == 0) * 1.0}, index=y.index)
@@ -271,13 +329,6 @@ def test_saved_and_loaded_heads_predict_the_same(brent_monthly, tmp_path, head):
     assert loaded.predict_interval(coverage=0.8).equals(
         forecaster.predict_interval(coverage=0.8)
     )
-
-
-def test_pricetune_plugins_lists_the_new_heads(capsys):
-    assert main(["plugins"]) == 0
-    listed = {tuple(line.split()[:2]) for line in capsys.readouterr().out.splitlines()}
-    for name in ["mlp", "lstm", "gru", "student_t"]:
-        assert ("head", name) in listed
 
 
 def test_the_interval_tag_follows_the_head_options():

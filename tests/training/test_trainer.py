@@ -1,13 +1,14 @@
-"""The training loop's features, at the Trainer level: learning-rate
-schedule, gradient clipping and accumulation, CSV log, torch.compile, the
-moving average of the weights, and checkpoints that resume an interrupted
-run where it stopped (the last three are callbacks)."""
+"""The training loop (pricetune.training.trainer), at the Trainer level:
+learning-rate schedule, gradient clipping and accumulation, CSV log,
+torch.compile, the moving average of the weights, and checkpoints that
+resume an interrupted run where it stopped (pricetune.training.checkpoints).
+The moving average, the CSV log and the checkpoints are callbacks, tested
+here as the Trainer runs them."""
 
 from __future__ import annotations
 
 import csv
 import math
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -19,7 +20,6 @@ from pricetune.components.simple_backbones import LSTMBackbone, NoBackbone
 from pricetune.data.windows import series_windows
 from pricetune.nn.model import PatchForecastModel
 from pricetune.training import Trainer, TrainingConfig, checkpoints
-from pricetune.training.callbacks import WeightAveraging
 from pricetune.training.trainer import learning_rate_factor
 
 CPU = torch.device("cpu")
@@ -152,36 +152,6 @@ def test_compiled_training_matches_eager(windows):
         torch.testing.assert_close(
             weights(compiled)[name], tensor, rtol=1e-3, atol=1e-4
         )
-
-
-def test_weight_averaging_follows_its_recursion_and_restores_from_its_state():
-    model = torch.nn.Module()
-    model.w = torch.nn.Parameter(torch.zeros(2))
-
-    def run():
-        # decay 1 - 1 / (ema_epochs * steps_per_epoch) = 0.75
-        return SimpleNamespace(model=model, trainable={"w": model.w}, steps_per_epoch=1)
-
-    averaging, state = WeightAveraging(ema_epochs=4), run()
-    averaging.on_train_begin(state)
-    expected = torch.zeros(2)
-    for n, value in enumerate([1.0, 2.0, 3.0, 4.0]):
-        with torch.no_grad():
-            model.w.fill_(value)
-        averaging.on_step_end(state)
-        decay = min(0.75, n / (n + 1))  # 0, 1/2, 2/3, then 0.75
-        expected = decay * expected + (1 - decay) * value
-        torch.testing.assert_close(state.scored_weights["w"], expected)
-    assert state.scored_weights["w"].tolist() == pytest.approx([2.5, 2.5])
-    assert torch.equal(model.w.detach(), torch.full((2,), 4.0))  # untouched
-
-    restored, restored_state = WeightAveraging(ema_epochs=4), run()
-    restored.on_train_begin(restored_state)
-    restored.load_state_dict(averaging.state_dict())
-    assert int(restored.average.n_averaged) == 4
-    torch.testing.assert_close(restored_state.scored_weights["w"], expected)
-    restored.on_train_end(restored_state)  # the model ends on the average
-    torch.testing.assert_close(model.w.detach(), expected)
 
 
 class RecordSteps(Strategy):
@@ -341,3 +311,22 @@ def test_compile_modes_reach_torch_compile(windows, monkeypatch, brent_monthly):
         FineTunedPriceForecaster(
             backbone="none", strategy="full", compile="fast", verbose=0
         ).fit(brent_monthly[-60:], fh=[1])
+
+
+def test_clip_gradients_equals_torch_clip_grad_norm():
+    from pricetune.training.trainer import clip_gradients
+
+    torch.manual_seed(0)
+    for scale in (0.01, 100.0):  # under and over the limit
+        params = [torch.randn(5, 3, requires_grad=True), torch.randn(7)]
+        params[1].requires_grad_(True)
+        grads = [torch.randn_like(p) * scale for p in params]
+        ours = [p.detach().clone().requires_grad_(True) for p in params]
+        for p, g in zip(params, grads, strict=True):
+            p.grad = g.clone()
+        for p, g in zip(ours, grads, strict=True):
+            p.grad = g.clone()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        clip_gradients([*ours, torch.zeros(2, requires_grad=True)], 1.0)
+        for theirs, mine in zip(params, ours, strict=True):
+            assert torch.equal(theirs.grad, mine.grad)

@@ -1,8 +1,11 @@
-"""The strategies of issue #7: adalora, ia3, prefix (and prompt) through
-peft, bottleneck adapters, gradual unfreezing, and discriminative learning
-rates. For each: what trains (parameter counts), that gradients reach
-nothing else, that frozen weights stay as shipped, and that it works inside
-the forecaster (and survives saving)."""
+"""The strategies (pricetune.components.strategies and peft_strategies):
+full, frozen, layernorm, lora, adalora, ia3, prefix and prompt tuning
+(through peft), bottleneck adapters, gradual unfreezing, and discriminative
+learning rates. For each: what trains (parameter counts), that gradients
+reach nothing else, that frozen weights stay as shipped, and that it works
+inside the forecaster (and survives saving). Then the hooks the training
+loop calls on a strategy: parameter groups, start of run, start of epoch,
+after each optimiser step, and the loss penalty."""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ import torch
 from safetensors.torch import load_file
 
 from pricetune import FineTunedPriceForecaster
-from pricetune.cli import main
+from pricetune.components.contract import Strategy
 from pricetune.components.heads import QuantileHead
 from pricetune.components.language_model import MiniLMBackbone, minilm_path
 from pricetune.components.layers import layer_parameters
@@ -28,6 +31,7 @@ from pricetune.plugins import get_component
 from pricetune.training import Trainer, TrainingConfig, checkpoints, parameter_groups
 
 HIDDEN, INTERMEDIATE = 384, 1536  # all-MiniLM-L6-v2
+
 N_PATCHES = 7  # context_length 16, patch_length 4, stride 2
 
 
@@ -77,6 +81,99 @@ def shipped_name(name):
             name = name[len(prefix) :]
             break
     return name.replace(".base_layer", "")
+
+
+# --------------------------------------------------- what each strategy trains
+CHEAP = {"max_epochs": 2, "batch_size": 32, "random_state": 0, "verbose": 0}
+
+
+def _trainable(forecaster, part):
+    return {
+        name: p
+        for name, p in getattr(forecaster.model_.backbone, part).named_parameters()
+        if p.requires_grad
+    }
+
+
+def _n(parameters):
+    return sum(p.numel() for p in parameters)
+
+
+def _fit_minilm(brent_monthly, strategy, **extra):
+    return FineTunedPriceForecaster(
+        **CHEAP,
+        backbone="minilm",
+        backbone_kwargs={"n_layers": 2},
+        strategy=strategy,
+        context_length=16,
+        patch_length=4,
+        **extra,
+    ).fit(brent_monthly, fh=[1])
+
+
+def _embedding_and_head(forecaster):
+    model = forecaster.model_
+    return _n(model.backbone.embedding.parameters()) + _n(model.head.parameters())
+
+
+def test_lora_trains_adapters_embedding_and_head_only(brent_monthly):
+    r, hidden, layers = 4, 384, 2
+    forecaster = _fit_minilm(brent_monthly, "lora", strategy_kwargs={"r": r})
+    body = _trainable(forecaster, "body")
+    assert body and all("lora_" in name for name in body)
+    # LoRA on query and value of each layer: r * (in + out) per adapted matrix
+    expected_lora = layers * 2 * r * (hidden + hidden)
+    assert _n(body.values()) == expected_lora
+    assert forecaster.n_trainable_parameters_ == expected_lora + _embedding_and_head(
+        forecaster
+    )
+
+
+def test_layernorm_trains_norms_and_positions_only(brent_monthly):
+    forecaster = _fit_minilm(brent_monthly, "layernorm")
+    body = _trainable(forecaster, "body")
+    assert all("LayerNorm" in name or "position_embeddings" in name for name in body)
+    hidden, layers, positions = 384, 2, 512
+    # two LayerNorms (weight + bias) per layer, one after the embeddings,
+    # and the position table
+    expected = (layers * 2 + 1) * 2 * hidden + positions * hidden
+    assert _n(body.values()) == expected
+    assert forecaster.n_trainable_parameters_ == expected + _embedding_and_head(
+        forecaster
+    )
+
+
+def test_frozen_trains_embedding_and_head_only(brent_monthly):
+    forecaster = _fit_minilm(brent_monthly, "frozen")
+    assert _trainable(forecaster, "body") == {}
+    assert forecaster.n_trainable_parameters_ == _embedding_and_head(forecaster)
+
+
+def test_full_trains_everything(brent_monthly):
+    forecaster = _fit_minilm(brent_monthly, "full")
+    assert forecaster.n_trainable_parameters_ == forecaster.n_parameters_
+
+
+def test_strategies_refuse_backbones_they_cannot_adapt(brent_monthly):
+    for backbone, strategy, message in [
+        ("none", "lora", "has none"),
+        ("none", "frozen", "has none"),
+        ("lstm", "layernorm", "needs LayerNorm"),
+        ("lstm", "lora", "target_modules"),
+    ]:
+        forecaster = FineTunedPriceForecaster(
+            **CHEAP, backbone=backbone, strategy=strategy, context_length=16
+        )
+        with pytest.raises(ValueError, match=message):
+            forecaster.fit(brent_monthly, fh=[1])
+
+
+def test_frozen_fit_leaves_pretrained_weights_as_shipped(brent_monthly):
+    shipped = load_file(str(minilm_path() / "model.safetensors"))
+    forecaster = _fit_minilm(brent_monthly, "frozen")
+    body = dict(forecaster.model_.backbone.body.named_parameters())
+    for name in ["encoder.layer.1.output.dense.weight", "embeddings.LayerNorm.weight"]:
+        torch.testing.assert_close(body[name], shipped[name], rtol=0, atol=0)
 
 
 # per strategy on a 1-layer MiniLM: kwargs, trainable body parameters, and a
@@ -143,7 +240,7 @@ def test_gradients_reach_the_trainable_parameters_only(case):
     assert frozen and not changed & frozen
 
 
-# ---------------------------------------------------------- in the forecaster
+# ----------------------------------------------------------- in the forecaster
 FIT = dict(
     backbone="minilm",
     backbone_kwargs={"n_layers": 1},
@@ -253,7 +350,7 @@ def test_saved_and_loaded_strategies_predict_the_same(y, tmp_path, strategy):
     )
 
 
-# ------------------------------------------------------------------- adalora
+# --------------------------------------------------------------------- adalora
 def test_adalora_schedules_the_run_and_reallocates_ranks(y, monkeypatch):
     steps, totals = [], []
     update, begin = AdaLoRA.on_optimizer_step, AdaLoRA.on_train_begin
@@ -302,7 +399,36 @@ def test_adalora_checks_its_options():
         AdaLoRA(init_fraction=0.5, final_fraction=0.5)
 
 
-# ------------------------------------------------------------------- adapter
+def test_adalora_adds_peft_orthogonality_penalty_to_training_only():
+    model = minilm_model()
+    strategy = apply(model, "adalora", init_r=4, target_r=2, orth_reg_weight=0.5)
+    penalty = strategy.loss_penalty(model)
+    # peft's formula, written out: the mean over lora_A and lora_B matrices
+    # of ||A A^T - I||_F (A) and ||B^T B - I||_F (B), times the weight
+    distances = []
+    for name, weight in model.backbone.body.named_parameters():
+        if "lora_A" in name:
+            gram = weight @ weight.T
+        elif "lora_B" in name:
+            gram = weight.T @ weight
+        else:
+            continue
+        distances.append(torch.linalg.norm(gram - torch.eye(len(gram)), "fro"))
+    assert len(distances) == 4  # query and value, A and B each
+    assert float(penalty) == pytest.approx(0.5 * float(sum(distances)) / 4, rel=1e-5)
+    penalty.backward()
+    assert any(
+        p.grad is not None and p.grad.abs().sum() > 0
+        for n, p in model.named_parameters()
+        if "lora_A" in n
+    )
+    off = apply(minilm_model(), "adalora", init_r=4, target_r=2, orth_reg_weight=0)
+    assert off.loss_penalty(model) is None
+    with pytest.raises(ValueError, match="orth_reg_weight must not be negative"):
+        get_component("strategy", "adalora")(orth_reg_weight=-1)
+
+
+# --------------------------------------------------------------------- adapter
 def test_new_adapters_leave_the_model_unchanged_and_pickle():
     model = minilm_model(n_layers=2)
     context = torch.randn(4, 16).cumsum(dim=1)
@@ -323,7 +449,7 @@ def test_new_adapters_leave_the_model_unchanged_and_pickle():
         BottleneckAdapters(activation="swish")
 
 
-# ------------------------------------------------------------------- gradual
+# --------------------------------------------------------------------- gradual
 def _trainable_layers(model):
     names = [n for n, p in model.backbone.body.named_parameters() if p.requires_grad]
     return sorted({int(n.rsplit("_l", 1)[1]) for n in names})
@@ -430,7 +556,7 @@ def test_gradual_resumed_run_matches_the_uninterrupted_one(
         assert torch.equal(resumed[name], tensor), name
 
 
-# ------------------------------------------------ discriminative learning rates
+# ----------------------------------------------- discriminative learning rates
 def test_body_lr_factor_gives_the_body_its_own_group():
     model = lstm_model()
     strategy = apply(model, "full", body_lr_factor=0.1)
@@ -493,40 +619,134 @@ def test_body_lr_factor_is_checked(y):
         )
 
 
-def test_pricetune_plugins_lists_the_new_strategies(capsys):
-    assert main(["plugins"]) == 0
-    listed = {tuple(line.split()[:2]) for line in capsys.readouterr().out.splitlines()}
-    for name in ["adalora", "ia3", "prefix", "adapter", "gradual"]:
-        assert ("strategy", name) in listed
+# --------------------------------------------------- the training loop's hooks
+@pytest.fixture(scope="module")
+def plain(random_walk):
+    return series_windows(random_walk(80, 6), 12, 3)
 
 
-def test_adalora_adds_peft_orthogonality_penalty_to_training_only():
-    model = minilm_model()
-    strategy = apply(model, "adalora", init_r=4, target_r=2, orth_reg_weight=0.5)
-    penalty = strategy.loss_penalty(model)
-    # peft's formula, written out: the mean over lora_A and lora_B matrices
-    # of ||A A^T - I||_F (A) and ||B^T B - I||_F (B), times the weight
-    distances = []
-    for name, weight in model.backbone.body.named_parameters():
-        if "lora_A" in name:
-            gram = weight @ weight.T
-        elif "lora_B" in name:
-            gram = weight.T @ weight
-        else:
-            continue
-        distances.append(torch.linalg.norm(gram - torch.eye(len(gram)), "fro"))
-    assert len(distances) == 4  # query and value, A and B each
-    assert float(penalty) == pytest.approx(0.5 * float(sum(distances)) / 4, rel=1e-5)
-    penalty.backward()
-    assert any(
-        p.grad is not None and p.grad.abs().sum() > 0
-        for n, p in model.named_parameters()
-        if "lora_A" in n
+class Recorder(Strategy):
+    """Trains everything; records the hook calls; optional groups."""
+
+    def __init__(self, groups=None, freeze_until=None):
+        self.calls = []
+        self.groups = groups
+        self.freeze_until = freeze_until
+
+    def apply(self, model):
+        model.requires_grad_(True)
+
+    def parameter_groups(self, model, learning_rate):
+        if self.groups is None:
+            return None
+        return self.groups(model, learning_rate)
+
+    def on_train_begin(self, model, total_steps):
+        self.calls.append(("begin", total_steps))
+
+    def on_epoch_start(self, model, epoch):
+        self.calls.append(("epoch", epoch))
+        if self.freeze_until is not None:
+            model.backbone.body.requires_grad_(epoch >= self.freeze_until)
+
+    def on_optimizer_step(self, model, step):
+        self.calls.append(("step", step))
+
+
+def test_hooks_are_called_in_order(plain, small_lstm_model, train_on_cpu):
+    strategy = Recorder()
+    model = small_lstm_model()
+    strategy.apply(model)
+    train_on_cpu(model, plain, strategy=strategy, validation_fraction=0.0, max_epochs=2)
+    steps_per_epoch = int(np.ceil(len(plain) / 8))
+    expected = [("begin", 2 * steps_per_epoch)]
+    for epoch in (1, 2):
+        expected.append(("epoch", epoch))
+        first = (epoch - 1) * steps_per_epoch + 1
+        expected += [("step", s) for s in range(first, first + steps_per_epoch)]
+    assert strategy.calls == expected
+
+
+def test_a_body_frozen_by_a_hook_stays_put_until_released(
+    plain, small_lstm_model, train_on_cpu
+):
+    strategy = Recorder(freeze_until=3)
+    model = small_lstm_model()
+    strategy.apply(model)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    train_on_cpu(model, plain, strategy=strategy, validation_fraction=0.0, max_epochs=2)
+    after = dict(model.named_parameters())
+    for name, value in before.items():
+        moved = not torch.equal(value, after[name])
+        assert moved == (not name.startswith("backbone.body")), name
+    # a new run starts from what apply() made trainable; released at epoch 3
+    strategy.apply(model)
+    train_on_cpu(model, plain, strategy=strategy, validation_fraction=0.0, max_epochs=3)
+    assert not torch.equal(
+        before["backbone.body.weight_ih_l0"], after["backbone.body.weight_ih_l0"]
     )
-    off = apply(minilm_model(), "adalora", init_r=4, target_r=2, orth_reg_weight=0)
-    assert off.loss_penalty(model) is None
-    with pytest.raises(ValueError, match="orth_reg_weight must not be negative"):
-        get_component("strategy", "adalora")(orth_reg_weight=-1)
+
+
+def body_at_tenth(model, learning_rate):
+    return [
+        {"params": list(model.backbone.body.parameters()), "lr": learning_rate / 10}
+    ]
+
+
+def test_parameter_groups_complete_the_strategy_groups(small_lstm_model):
+    model = small_lstm_model()
+    model.requires_grad_(True)
+    trainable = list(model.parameters())
+    groups = parameter_groups(model, Recorder(body_at_tenth), trainable, 0.5)
+    assert len(groups) == 2
+    assert groups[0]["lr"] == 0.05
+    assert "lr" not in groups[1]  # the optimiser's default: the base rate
+    body = {id(p) for p in model.backbone.body.parameters()}
+    assert {id(p) for p in groups[0]["params"]} == body
+    assert {id(p) for p in groups[1]["params"]} == {
+        id(p) for p in trainable if id(p) not in body
+    }
+    assert parameter_groups(model, None, trainable, 0.5) == [{"params": trainable}]
+
+
+def test_parameter_groups_are_checked(small_lstm_model):
+    model = small_lstm_model()
+    model.requires_grad_(True)
+    model.head.requires_grad_(False)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    head = list(model.head.parameters())
+    twice = list(model.backbone.body.parameters())[:1]
+    cases = [
+        (lambda m, lr: [{"params": head}], "not trainable"),
+        (lambda m, lr: [{"params": twice}, {"params": twice}], "more than one"),
+        (lambda m, lr: [list(twice)], "dicts with 'params'"),
+    ]
+    for groups, message in cases:
+        with pytest.raises((ValueError, TypeError), match=message):
+            parameter_groups(model, Recorder(groups), trainable, 0.1)
+
+
+def test_group_learning_rates_follow_the_schedule(
+    plain, small_lstm_model, train_on_cpu
+):
+    strategy = Recorder(body_at_tenth)
+    model = small_lstm_model()
+    strategy.apply(model)
+    captured = {}
+    original = torch.optim.AdamW.step
+
+    def spy(self, *args, **kwargs):
+        captured["lrs"] = [group["lr"] for group in self.param_groups]
+        return original(self, *args, **kwargs)
+
+    torch.optim.AdamW.step = spy
+    try:
+        train_on_cpu(
+            model, plain, strategy=strategy, lr_schedule="constant", max_epochs=1
+        )
+    finally:
+        torch.optim.AdamW.step = original
+    assert captured["lrs"] == pytest.approx([1e-3, 1e-2])
 
 
 def test_the_trainer_adds_a_strategy_penalty_to_training_losses_only(y):
@@ -552,6 +772,7 @@ def test_the_trainer_adds_a_strategy_penalty_to_training_losses_only(y):
     assert penalised["validation_loss"] == pytest.approx(plain["validation_loss"])
 
 
+# ---------------------------------------------------- where 0.1.0 pickled them
 def test_the_strategies_stay_where_pricetune_0_1_0_pickled_them():
     # pickles written by 0.1.0 name pricetune.components.strategies.<class>
     import importlib

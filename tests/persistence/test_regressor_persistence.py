@@ -354,13 +354,6 @@ SMALL_PLUGIN = SimpleNamespace(
 )
 
 
-@pytest.fixture
-def clean_plugins():
-    plugins.reload_plugins()
-    yield
-    plugins.reload_plugins()
-
-
 def test_missing_plugin_names_the_component_and_its_distribution(
     clean_plugins, tmp_path
 ):

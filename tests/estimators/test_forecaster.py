@@ -1,5 +1,8 @@
-"""The training loop: devices, precision, early stopping, reproducibility,
-update, progress reporting."""
+"""Fitting FineTunedPriceForecaster: the same seed gives the same forecast
+(and leaves the global generator alone), early stopping restores the best
+weights, training without validation, update with and without fine-tuning,
+progress reporting, the training settings' checks, and checkpoints, CSV and
+TensorBoard logs through the forecaster."""
 
 from __future__ import annotations
 
@@ -13,7 +16,6 @@ import torch
 from pricetune import FineTunedPriceForecaster
 from pricetune.data.series import SeriesStore
 from pricetune.data.windows import split_windows
-from pricetune.training import resolve_device, resolve_precision
 
 CHEAP = {
     "backbone": "lstm",
@@ -25,56 +27,6 @@ CHEAP = {
     "random_state": 0,
     "verbose": 0,
 }
-
-
-def test_auto_device_prefers_cuda_then_cpu(monkeypatch):
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert resolve_device("auto") == torch.device("cuda")
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
-    assert resolve_device("auto") == torch.device("cpu")
-    assert resolve_device("cpu") == torch.device("cpu")
-    with pytest.raises(TypeError, match="device must be a string"):
-        resolve_device(0)
-
-
-def test_a_cuda_index_that_is_not_there_fails_early(monkeypatch):
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
-    assert resolve_device("cuda:0") == torch.device("cuda:0")
-    with pytest.raises(RuntimeError, match="only 1 CUDA device"):
-        resolve_device("cuda:1")
-
-
-def test_auto_precision_is_bf16_on_cuda_only(monkeypatch):
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
-    assert resolve_precision("auto", torch.device("cuda")) is torch.bfloat16
-    assert resolve_precision("fp32", torch.device("cuda")) is None
-    assert resolve_precision("auto", torch.device("cpu")) is None
-
-
-def test_bf16_autocast_path_trains_on_cpu(brent_monthly, monkeypatch):
-    # the GPU path's autocast code, exercised with CPU autocast
-    from pricetune.training import devices
-
-    monkeypatch.setattr(devices, "resolve_precision", lambda p, d: torch.bfloat16)
-    forecaster = FineTunedPriceForecaster(**CHEAP).fit(brent_monthly, fh=[1, 2])
-    assert forecaster._autocast_dtype is torch.bfloat16
-    assert np.isfinite(forecaster.training_history_["train_loss"]).all()
-    assert np.isfinite(forecaster.predict().to_numpy()).all()
-
-
-def test_split_keeps_validation_targets_out_of_training():
-    horizon = 3
-    train, validation = split_windows(100, horizon, 0.2)
-    assert len(validation) == 20
-    assert validation[0] == 80
-    # the last training target (train[-1] + horizon - 1) ends before the first
-    # validation target (validation[0])
-    assert train[-1] + horizon - 1 < validation[0]
-    # too few windows to spare a purged validation tail: train on all
-    train, validation = split_windows(3, 3, 0.2)
-    assert len(validation) == 0 and len(train) == 3
 
 
 def test_same_seed_same_forecast_and_global_rng_untouched(brent_monthly):

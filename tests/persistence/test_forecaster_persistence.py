@@ -1,5 +1,5 @@
-"""Saving and loading fitted forecasters: pickle/joblib, and the safe format
-(pricetune.persistence: model.safetensors + pricetune.json).
+"""Saving and loading fitted FineTunedPriceForecasters: pickle/joblib, and
+the safe format (pricetune.persistence: model.safetensors + pricetune.json).
 
 Round trips must give bitwise-identical forecasts on the CPU, before and
 after ``update``; the safe format must never unpickle anything.
@@ -33,7 +33,6 @@ from pricetune.persistence import (
     MissingComponentError,
     PersistenceError,
     PersistenceWarning,
-    codec,
 )
 
 SAFE = "safetensors"
@@ -362,13 +361,6 @@ TIED_PLUGIN = SimpleNamespace(
 )
 
 
-@pytest.fixture
-def clean_plugins():
-    plugins.reload_plugins()
-    yield
-    plugins.reload_plugins()
-
-
 def _tied_forecaster(brent_monthly):
     assert plugins.register_plugin(TIED_PLUGIN, name="persistence-test")
     params = dict(backbone="persistence-tied", head="linear", strategy="full")
@@ -588,32 +580,6 @@ def test_load_warns_about_another_component_version(damaged):
 
 
 # ------------------------------------------------- pickling from a GPU model
-def test_cpu_copy_leaves_the_original_alone():
-    class Tied(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.a = nn.Linear(3, 3)
-            self.b = nn.Linear(3, 3)
-            self.b.weight = self.a.weight
-            self.b.bias.requires_grad_(False)
-            self.register_buffer("counts", torch.arange(3))
-            self.plain = torch.ones(2)
-
-    module = Tied()
-    before = {name: id(p) for name, p in module.named_parameters()}
-    copied = persistence.cpu_copy(module)
-    assert {name: id(p) for name, p in module.named_parameters()} == before
-    assert copied.b.weight is copied.a.weight
-    assert not copied.b.bias.requires_grad and copied.a.bias.requires_grad
-    for (name, original), (_, new) in zip(
-        module.state_dict().items(), copied.state_dict().items(), strict=True
-    ):
-        assert torch.equal(original, new), name
-        assert new.device.type == "cpu"
-        assert new.untyped_storage().data_ptr() != original.untyped_storage().data_ptr()
-    assert torch.equal(copied.plain, module.plain) and copied.plain is not module.plain
-
-
 def test_pickling_a_model_from_another_device(brent_monthly, monkeypatch):
     """A model on a GPU is pickled from a CPU copy; where the GPU is missing
     it unpickles onto the CPU, with a warning. Simulated here: device_ says
@@ -662,30 +628,6 @@ def test_weights_with_views_and_strides_in_the_safe_format(
     body[2].weight = nn.Parameter(halves[1])
     with pytest.raises(PersistenceError, match="cannot be saved.*pickle or joblib"):
         tied.save(tmp_path / "overlapping", serialization_format=SAFE)
-
-
-@pytest.mark.parametrize(
-    "index",
-    [
-        pd.period_range("2020-01", periods=3, freq="W-FRI", name="week"),
-        pd.date_range("2020-03-28", periods=3, freq="h", tz="Europe/Berlin"),
-        pd.DatetimeIndex(["2020-01-01", "2020-01-03", "2020-01-04"]),
-        pd.RangeIndex(5, 11, 2),
-        pd.Index([3, 5, 9], dtype="int32"),
-    ],
-    ids=["period", "datetime-tz", "datetime-irregular", "range", "int32"],
-)
-def test_index_encoding_is_exact(index):
-    encoded = json.loads(json.dumps(codec.encode_index(index, "test")))
-    decoded = codec.decode_index(encoded)
-    assert type(decoded) is type(index)
-    pd.testing.assert_index_equal(decoded, index, exact=True)
-    assert getattr(decoded, "freq", None) == getattr(index, "freq", None)
-
-
-def test_index_encoding_refuses_other_indices():
-    with pytest.raises(PersistenceError, match="stores PeriodIndex"):
-        codec.encode_index(pd.Index([0.5, 1.5]), "the cutoff")
 
 
 # ---------------------------------------------------------------- on a GPU

@@ -1,9 +1,9 @@
-"""Ensembles of members trained from different seeds: the mixture of their
-quantiles, the first member being the single model, and persistence."""
+"""Ensembles of members trained from different seeds: their seeds, the first
+member being the single model, the forecaster's quantiles as the mixture
+of the members', the average of point members, update, panels and
+persistence. (The mixture's arithmetic: tests/nn/test_quantiles.py.)"""
 
 from __future__ import annotations
-
-from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
@@ -12,9 +12,7 @@ import pytest
 from pricetune import FineTunedPriceForecaster, FineTunedPriceRegressor
 from pricetune.nn.build import member_seeds
 from pricetune.nn.model import EnsembleModel
-from pricetune.nn.quantiles import mixture_quantiles
 
-LEVELS = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)
 PARAMS = dict(
     backbone="none",
     head="quantile",
@@ -24,31 +22,6 @@ PARAMS = dict(
     random_state=0,
     verbose=0,
 )
-
-
-def normal_quantiles(mean, sd):
-    return np.array([[NormalDist(mean, sd).inv_cdf(q) for q in LEVELS]])
-
-
-def test_mixture_of_identical_members_is_that_member():
-    member = normal_quantiles(3.0, 2.0)
-    mixed = mixture_quantiles(LEVELS, np.stack([member, member, member]))
-    np.testing.assert_allclose(mixed, member, atol=0.03)
-
-
-def test_mixture_of_two_normals_matches_its_cdf():
-    members = np.stack([normal_quantiles(-1.0, 1.0), normal_quantiles(1.0, 1.0)])
-    mixed = mixture_quantiles(LEVELS, members)[0]
-
-    def cdf(x):
-        return 0.5 * (NormalDist(-1, 1).cdf(x) + NormalDist(1, 1).cdf(x))
-
-    # the mixture's CDF at the mixed quantiles gives back the levels
-    assert [cdf(x) for x in mixed] == pytest.approx(LEVELS, abs=0.01)
-    assert mixed[3] == pytest.approx(0.0, abs=0.02)
-    assert np.all(np.diff(mixed) > 0)
-    # wider than either member: their disagreement is uncertainty too
-    assert mixed[-1] - mixed[0] > members[0, 0, -1] - members[0, 0, 0]
 
 
 def test_member_seeds_start_with_the_single_model_seed():

@@ -1,17 +1,17 @@
-"""The plugin API: its version check, one test per hook, and meta-tests that
-keep the hooks and the built-in components documented (as datasette does).
+"""The plugin API (pricetune.hookspecs): its version and the check that
+skips incompatible plugins, one test per hook, and meta-tests that keep the
+hooks documented (as datasette does).
 
 The meta-tests derive everything from the code: the hook specifications
-from ``pricetune.hookspecs``, the built-ins from the registry. A new hook
-needs a ``test_hook_<name>`` here and a regenerated ``docs/hooks.md``; a new
-built-in needs a row in ``docs/components.md``.
+from ``pricetune.hookspecs``. A new hook needs a ``test_hook_<name>`` here
+and a regenerated ``docs/hooks.md``. (That every built-in component is
+documented: test_docs.py.)
 """
 
 from __future__ import annotations
 
 import importlib.util
 import inspect
-import json
 import logging
 import re
 import subprocess
@@ -23,7 +23,7 @@ import pytest
 from torch import nn
 
 import pricetune
-from pricetune import cli, hookspecs, plugins
+from pricetune import hookspecs, plugins
 from pricetune.components.contract import Backbone, Head, Strategy
 from pricetune.testing import (
     check_augmentation,
@@ -49,14 +49,6 @@ def _load_hookdocs():
 
 
 hookdocs = _load_hookdocs()
-
-
-@pytest.fixture
-def fresh(monkeypatch):
-    monkeypatch.delenv(plugins.DISABLE_AUTOLOAD_ENV, raising=False)
-    plugins.reload_plugins()
-    yield
-    plugins.reload_plugins()
 
 
 def _plugin(version=None, **hooks):
@@ -90,7 +82,7 @@ def test_plugin_api_version_is_major_minor():
 
 
 @pytest.mark.parametrize("version", [None, "1", "1.0", " 1.0 "])
-def test_compatible_plugins_load(fresh, version):
+def test_compatible_plugins_load(autoloaded_plugins, version):
     plugin = _plugin(version, register_backbones=_adds("api-ok", TinyBackbone))
     assert plugins.api_incompatibility(plugin) is None
     assert plugins.register_plugin(plugin, name="api-ok-plugin") is True
@@ -111,7 +103,7 @@ def test_compatible_plugins_load(fresh, version):
     ],
 )  # fmt: skip
 def test_incompatible_plugins_are_skipped_with_a_clear_message(
-    fresh, caplog, version, reason
+    autoloaded_plugins, caplog, version, reason
 ):
     plugin = _plugin(version, register_backbones=_adds("api-bad", TinyBackbone))
     with caplog.at_level(logging.ERROR, logger="pricetune.plugins"):
@@ -129,7 +121,9 @@ def test_incompatible_plugins_are_skipped_with_a_clear_message(
     assert not plugins.get_plugin_manager().has_plugin("api-bad-plugin")
 
 
-def test_incompatible_entry_point_plugin_is_skipped(fresh, tmp_path, monkeypatch):
+def test_incompatible_entry_point_plugin_is_skipped(
+    autoloaded_plugins, tmp_path, monkeypatch
+):
     (tmp_path / "pricetune_test_future_plugin.py").write_text(
         "import pricetune\n"
         "PRICETUNE_PLUGIN_API = '2.0'\n"
@@ -168,7 +162,7 @@ def test_example_plugin_declares_the_current_api():
 
 
 # ------------------------------------------------- one test for every hook
-def test_hook_register_backbones(fresh):
+def test_hook_register_backbones(autoloaded_plugins):
     plugin = _plugin("1.0", register_backbones=_adds("hook-backbone", TinyBackbone))
     assert plugins.register_plugin(plugin, name="hook-backbones")
     info = plugins.get_registry("backbone").info("hook-backbone")
@@ -176,7 +170,7 @@ def test_hook_register_backbones(fresh):
     check_backbone("hook-backbone")
 
 
-def test_hook_register_heads(fresh):
+def test_hook_register_heads(autoloaded_plugins):
     from pricetune.components.heads import LinearHead
 
     class MyHead(LinearHead):
@@ -188,7 +182,7 @@ def test_hook_register_heads(fresh):
     check_head("hook-head", forecaster=False)
 
 
-def test_hook_register_strategies(fresh):
+def test_hook_register_strategies(autoloaded_plugins):
     class TrainAll(Strategy):
         def apply(self, model):
             model.requires_grad_(True)
@@ -199,7 +193,7 @@ def test_hook_register_strategies(fresh):
     check_strategy("hook-strategy", forecaster=False)
 
 
-def test_hook_register_augmentations(fresh):
+def test_hook_register_augmentations(autoloaded_plugins):
     from pricetune.components.augmentations import Jitter
 
     class LouderJitter(Jitter):
@@ -228,7 +222,7 @@ def test_the_hook_specs_are_the_registration_hooks():
 
 @pytest.mark.parametrize("hook", _hook_names())
 def test_every_hook_has_a_test(hook):
-    tests = "\n".join(path.read_text() for path in TESTS.glob("test_*.py"))
+    tests = "\n".join(path.read_text() for path in TESTS.rglob("test_*.py"))
     assert f"def test_hook_{hook}(" in tests, f"write test_hook_{hook}"
 
 
@@ -269,62 +263,8 @@ def test_hookdocs_runs_as_a_script_from_the_repository_root():
     assert done.returncode == 0, done.stderr
 
 
-def _builtins() -> list[tuple[str, str]]:
-    plugins.reload_plugins()
-    found = [
-        (info.kind, info.name)
-        for info in plugins.list_components()
-        if info.plugin == "builtin"
-    ]
-    plugins.reload_plugins()
-    return found
-
-
-def _documented_components() -> dict[str, set[str]]:
-    """Names in the first column of the ``| name | ...`` tables of
-    docs/components.md, by the section (kind) they are in."""
-    documented: dict[str, set[str]] = {"backbone": set(), "head": set()}
-    documented["strategy"] = set()
-    documented["augmentation"] = set()
-    kind, in_table = None, False
-    for line in (DOCS / "components.md").read_text().splitlines():
-        heading = re.match(r"## (\w+)", line)
-        if heading:
-            kind = heading.group(1).lower()
-            in_table = False
-        elif line.startswith("| name |"):
-            in_table = True
-        elif in_table and line.startswith("|") and kind in documented:
-            first_cell = line.split("|")[1]
-            documented[kind] |= set(re.findall(r"`([^`]+)`", first_cell))
-        elif not line.startswith("|"):
-            in_table = False
-    return documented
-
-
-@pytest.mark.parametrize(
-    ("kind", "name"), _builtins(), ids=[f"{k}-{n}" for k, n in _builtins()]
-)
-def test_every_builtin_is_listed_and_documented(fresh, capsys, kind, name):
-    assert cli.main(["plugins", "--json"]) == 0
-    listed = json.loads(capsys.readouterr().out)["components"]
-    rows = [row for row in listed if (row["kind"], row["name"]) == (kind, name)]
-    assert len(rows) == 1 and rows[0]["distribution"] == "pricetune"
-    assert cli.main(["plugins"]) == 0
-    table = capsys.readouterr().out
-    assert re.search(rf"^{kind}\s+{re.escape(name)}\s+pricetune\s", table, re.M)
-    assert name in _documented_components()[kind], (
-        f"{kind} {name!r} is missing from the component tables of docs/components.md"
-    )
-
-
-def test_the_docs_component_tables_are_parsed():
-    documented = _documented_components()
-    assert {"lstm", "gru", "none"} <= documented["backbone"]
-    assert "quantile" in documented["head"]
-    assert "lora" in documented["strategy"]
-
-
-def test_contract_base_classes_are_exported_for_authors():
+def test_contract_base_classes_and_hookimpl_are_exported_for_authors():
     assert issubclass(Head, nn.Module) and issubclass(Backbone, nn.Module)
     assert pricetune.hookimpl is hookspecs.hookimpl
+    # (was test_plugins.py's test_hookimpl_is_exported)
+    assert pricetune.hookimpl is plugins.hookspecs.hookimpl

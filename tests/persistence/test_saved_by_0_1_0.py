@@ -21,7 +21,7 @@ from pricetune import (
 )
 from pricetune.persistence import load
 
-FIXTURES = Path(__file__).parent / "fixtures" / "v0_1_0"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "v0_1_0"
 HOW = ["safe", "pickle"]
 
 

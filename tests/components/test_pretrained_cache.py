@@ -1,5 +1,7 @@
 """Pretrained bodies are read from disk once per process and copied for
-each fit, without changing any fit's random draws."""
+each fit, without changing any fit's random draws: the cache of
+pricetune.components.huggingface, through ``pretrained_body`` and through
+the minilm backbone."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import torch
 
 from pricetune import FineTunedPriceForecaster
 from pricetune.components import huggingface
-from pricetune.components.huggingface import clear_pretrained_cache
+from pricetune.components.huggingface import clear_pretrained_cache, pretrained_body
 from pricetune.components.language_model import MiniLMBackbone
 
 
@@ -32,6 +34,32 @@ def pretrained_weights(backbone) -> dict:
         for name, weight in backbone.body.named_parameters()
         if "encoder.layer" in name
     }
+
+
+def test_pretrained_body_copies_a_kept_checkpoint(tiny_gpt2_dir, monkeypatch):
+    from transformers import AutoConfig, AutoModel
+
+    reads = []
+    original = AutoModel.from_pretrained
+
+    def spy(*args, **kwargs):
+        reads.append(args[0])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(AutoModel, "from_pretrained", spy)
+    config = AutoConfig.from_pretrained(tiny_gpt2_dir, local_files_only=True)
+    clear_pretrained_cache()
+    state = torch.random.get_rng_state()
+    first = pretrained_body(tiny_gpt2_dir, config)
+    assert torch.equal(torch.random.get_rng_state(), state)  # no random draws
+    second = pretrained_body(tiny_gpt2_dir, config)
+    assert len(reads) == 1
+    weight, other = first.h[0].attn.c_attn.weight, second.h[0].attn.c_attn.weight
+    assert torch.equal(weight, other) and weight.data_ptr() != other.data_ptr()
+    clear_pretrained_cache()
+    pretrained_body(tiny_gpt2_dir, config)
+    assert len(reads) == 2
+    clear_pretrained_cache()
 
 
 def test_a_checkpoint_is_read_once_and_each_backbone_owns_its_copy(monkeypatch):
