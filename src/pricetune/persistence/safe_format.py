@@ -132,14 +132,12 @@ def save(estimator, path) -> Path:
     import pricetune
 
     _check_savable_class(type(estimator))
-    fitted_flag = getattr(estimator, "is_fitted", None)  # sktime's
+    fitted_flag = getattr(estimator, "is_fitted", None)  # sktime's; sklearn has none
     if fitted_flag is False or (
-        fitted_flag is None and getattr(estimator, "model_", None) is None
+        fitted_flag is None and not hasattr(estimator, "model_")
     ):
         raise _not_fitted(estimator)
     fitted = estimator._fitted_state()  # refuses fits the format cannot hold
-    if getattr(estimator, "model_", None) is None:
-        raise _not_fitted(estimator)
     params = estimator.get_params(deep=False)
     if params.get("callbacks"):
         warnings.warn(
