@@ -230,6 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--data",
         default=None,
         help="'monthly' (default: Brent, WTI, Henry Hub, gold), 'daily', "
+        "'pinksheet' (63 World Bank commodity series, monthly, 1960-2011), "
         "dataset names ('brent,wti') or a CSV file",
     )
     bt.add_argument(

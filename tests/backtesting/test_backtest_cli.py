@@ -88,3 +88,34 @@ def test_backtest_quick_ablation(tmp_path, capsys):
     ]:
         assert variant in out
     assert "trainable" in out and "fit s" in out
+
+
+def test_backtest_quick_on_the_pinksheet_panel(capsys):
+    """``--data pinksheet``: all 63 complete series, the last origin of the
+    validation protocol (2010-12, its test year 2011)."""
+    assert (
+        main(
+            [
+                "backtest",
+                "--quick",
+                "--data",
+                "pinksheet",
+                "--models",
+                "naive,drift,none",
+                "--origins",
+                "1",
+                "--output-dir",
+                "-",
+                "--verbose",
+                "0",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    header = next(line for line in out.splitlines() if line.startswith("pinksheet:"))
+    assert "COPPER" in header and "CRUDE_BRENT" in header
+    assert len(header.split(";")[0].split(",")) == 63
+    assert "1 origin" in header and "(2010-12)" in header
+    table = [line.split()[0] for line in out.splitlines() if line.split()]
+    assert {"naive", "drift", "none"} <= set(table)

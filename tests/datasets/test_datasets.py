@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import pricetune.datasets as ds
 from pricetune.datasets import (
     CREDITS,
     list_datasets,
@@ -442,21 +441,39 @@ def test_data_files_and_readme_are_packaged():
     )
 
 
-def test_module_imports_only_pandas_numpy_stdlib():
+MODULES = ("__init__", "_files", "prices", "pinksheet")
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_modules_import_only_pandas_numpy_stdlib(module):
     source = (
-        resources.files("pricetune.datasets").joinpath("__init__.py").read_text("utf-8")
+        resources.files("pricetune.datasets")
+        .joinpath(f"{module}.py")
+        .read_text("utf-8")
     )
     imported = set()
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
-            imported.update(alias.name.split(".")[0] for alias in node.names)
+            imported.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0:
-            imported.add(node.module.split(".")[0])
+            imported.add(node.module)
+    imported = {
+        name.split(".")[0]
+        for name in imported
+        if not name.startswith("pricetune.datasets")  # its own modules
+    }
     allowed = set(sys.stdlib_module_names) | {"pandas", "numpy"}
     assert imported <= allowed, imported - allowed
 
 
-def test_docstring_examples_run():
-    result = doctest.testmod(ds, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted > 0
+@pytest.mark.parametrize("module", MODULES)
+def test_docstring_examples_run(module):
+    import importlib
+
+    name = "pricetune.datasets" + ("" if module == "__init__" else f".{module}")
+    result = doctest.testmod(
+        importlib.import_module(name), optionflags=doctest.NORMALIZE_WHITESPACE
+    )
     assert result.failed == 0
+    if module != "_files":  # the reading helpers have no examples
+        assert result.attempted > 0

@@ -102,18 +102,22 @@ def load_panel(data, frequency: str | None = None) -> dict[str, pd.Series]:
     """Resolve ``data`` into a panel.
 
     ``data`` may be ``"monthly"`` (Brent, WTI, Henry Hub and gold from
-    1960, monthly), ``"daily"`` (Brent, WTI, Henry Hub, business days), a
+    1960, monthly), ``"daily"`` (Brent, WTI, Henry Hub, business days),
+    ``"pinksheet"`` (the 63 complete series of the World Bank Pink Sheet,
+    monthly, 1960-2011: :func:`pricetune.datasets.load_pinksheet`), a
     built-in dataset name or comma-separated names (at ``frequency``,
     monthly by default), the path of a CSV file, or data as accepted by
     :func:`to_panel`.
     """
-    from pricetune.datasets import load_dataset
+    from pricetune.datasets import load_dataset, load_pinksheet
 
     if not isinstance(data, str | Path):
         return to_panel(data)
     text = str(data)
     if text.lower().endswith(".csv") or Path(text).is_file():
         return _read_csv(Path(text))
+    if text.lower() == "pinksheet":
+        return to_panel(load_pinksheet())
     if text in ("monthly", "daily"):
         frequency, names = text, MONTHLY_PANEL if text == "monthly" else DAILY_PANEL
     else:
