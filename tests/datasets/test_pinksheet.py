@@ -41,15 +41,19 @@ def test_the_wide_form_is_a_monthly_frame_of_floats():
 def test_the_panel_form_is_an_sktime_multiindex_panel():
     from sktime.datatypes import check_is_mtype
 
-    panel = load_pinksheet(["IRON_ORE", "GOLD"], form="panel")
+    whole = load_pinksheet(form="panel")
+    assert whole["price"].notna().all() and len(whole) == load_pinksheet().count().sum()
+    assert whole.index.get_level_values("series").nunique() == 63
+    panel = load_pinksheet(["IRON_ORE", "CRUDE_WTI"], form="panel")
     assert check_is_mtype(panel, "pd-multiindex")
     assert panel.columns.tolist() == ["price"]
     assert panel.index.get_level_values("series").unique().tolist() == [
         "IRON_ORE",
-        "GOLD",
+        "CRUDE_WTI",
     ]
-    wide = load_pinksheet(["IRON_ORE", "GOLD"])
-    for code in ("IRON_ORE", "GOLD"):
+    assert str(panel.xs("CRUDE_WTI").index[0]) == "1982-01"  # from its first price
+    wide = load_pinksheet(["IRON_ORE", "CRUDE_WTI"])
+    for code in ("IRON_ORE", "CRUDE_WTI"):
         pd.testing.assert_series_equal(
             panel.xs(code)["price"], wide[code].dropna(), check_names=False
         )

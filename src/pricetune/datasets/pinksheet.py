@@ -164,7 +164,7 @@ def load_pinksheet(
     if form == "wide":
         wide.attrs = attrs
         return wide
-    long = wide.stack().rename("price").to_frame()  # drops the NaN months
+    long = wide.stack().dropna().rename("price").to_frame()  # months with a price
     long.index = long.index.set_names(["date", "series"])
     long = long.swaplevel().sort_index(level="series", sort_remaining=True)
     long = long.reindex(chosen, level="series")
