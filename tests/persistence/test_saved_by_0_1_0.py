@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import clone
 
 from pricetune import (
     FineTunedPriceDirectionClassifier,
@@ -55,6 +56,15 @@ def _load(case: str, how: str, cls, tmp_path: Path):
     return loaded
 
 
+def _future(X: pd.DataFrame, index: pd.PeriodIndex, steps: int) -> pd.DataFrame:
+    """Known-future covariates for ``steps`` months after ``index``: the
+    last row of ``X`` repeated."""
+    future = pd.period_range(index[-1] + 1, periods=steps, freq="M")
+    return pd.DataFrame(
+        np.repeat(X.to_numpy()[-1:], steps, axis=0), index=future, columns=X.columns
+    )
+
+
 def _same(actual, expected) -> None:
     actual = np.asarray(actual)
     assert actual.shape == expected.shape
@@ -77,6 +87,15 @@ def test_single_series_forecaster_with_covariates(how, tmp_path):
     new = pd.Series(values[n : n + 3], index=index[n : n + 3], name="price")
     forecaster.update(new, X=X.iloc[n : n + 3], update_params=False)
     _same(forecaster.predict(X=X.iloc[n + 3 : n + 6]), expected["predict_after_update"])
+    # an old model is an ordinary one: its parameters (those added since
+    # 0.1.0 at their defaults), a clone, and further fine-tuning
+    assert forecaster.get_params()["callbacks"] is None
+    assert clone(forecaster).get_params() == forecaster.get_params()
+    before = len(forecaster.training_history_)
+    more = pd.Series(values[n + 3 :], index=index[n + 3 :], name="price")
+    forecaster.update(more, X=X.iloc[n + 3 :], update_params=True)
+    assert len(forecaster.training_history_) > before
+    assert np.isfinite(forecaster.predict(X=_future(X, index, 3)).to_numpy()).all()
 
 
 @pytest.mark.parametrize("how", HOW)
@@ -113,6 +132,13 @@ def test_regressor(how, tmp_path):
     regressor = _load("regressor", how, FineTunedPriceRegressor, tmp_path)
     test = pd.DataFrame(inputs["X"][100:], columns=list(inputs["columns"]))
     _same(regressor.predict(test), expected["predict"])
+    refitted = clone(regressor).fit(
+        pd.DataFrame(inputs["X"][:100], columns=list(inputs["columns"])),
+        regressor.predict(
+            pd.DataFrame(inputs["X"][:100], columns=list(inputs["columns"]))
+        ),
+    )
+    assert refitted.get_params() == regressor.get_params()
     _same(
         regressor.predict_quantiles(test, quantiles=[0.05, 0.5, 0.95]),
         expected["quantiles"],

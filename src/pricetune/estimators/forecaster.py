@@ -31,7 +31,10 @@ from pricetune.estimators.horizons import (
     steps_by_end,
     with_freq,
 )
-from pricetune.estimators.parameters import training_parameters
+from pricetune.estimators.parameters import (
+    training_parameters,
+    with_missing_parameters,
+)
 from pricetune.persistence.restore import pending_restore
 from pricetune.training.config import head_gives_quantiles
 
@@ -388,7 +391,8 @@ class FineTunedPriceForecaster(FineTuningMixin, BaseForecaster):
     def __setstate__(self, state):
         from pricetune.persistence.pickling import restore_device
 
-        self.__dict__.update(upgrade_pickled_state(state))
+        state = with_missing_parameters(type(self), upgrade_pickled_state(state))
+        self.__dict__.update(state)
         restore_device(self)
 
     # ---------------------------------------------------------- test params

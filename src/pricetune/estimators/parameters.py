@@ -13,6 +13,7 @@ touch eight places.
 
 from __future__ import annotations
 
+import inspect
 import textwrap
 from dataclasses import fields
 
@@ -53,6 +54,26 @@ def training_parameters(*, exclude=(), defaults=None, docs=None):
         return cls
 
     return decorate
+
+
+#: parameters added since 0.1.0 whose default would change what an older
+#: fit computes: the value that keeps it as it was (pickles and safe saves
+#: of 0.1.0 get it). Parameters whose default keeps old fits as they were
+#: (``callbacks=None``) need no entry.
+LEGACY_VALUES: dict[str, object] = {}
+
+
+def with_missing_parameters(cls, params: dict) -> dict:
+    """``params`` (a pickled instance's attributes, or a safe save's
+    parameters) with every parameter of ``cls`` it lacks: one added after
+    it was saved, at its :data:`LEGACY_VALUES` entry or its default."""
+    signature = inspect.signature(cls.__init__)
+    missing = {
+        name: LEGACY_VALUES.get(name, parameter.default)
+        for name, parameter in signature.parameters.items()
+        if name != "self" and name not in params
+    }
+    return {**params, **missing}
 
 
 def _make_init(cls, names: list[str], values: dict):

@@ -12,6 +12,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from pricetune.data.scaling import Standardiser
 from pricetune.data.windows import Windows
 from pricetune.estimators.fine_tuning import FineTuningMixin
+from pricetune.estimators.parameters import with_missing_parameters
 from pricetune.training.config import TrainingConfig, integer
 
 # rows per forward pass in predict. Every pass has exactly this many rows
@@ -227,5 +228,5 @@ class WindowRowsMixin(FineTuningMixin):
                 state.pop("_covariate_loc"), state.pop("_covariate_scale")
             )
         state.setdefault("_covariate_scaling", None)
-        super().__setstate__(state)
+        super().__setstate__(with_missing_parameters(type(self), state))
         restore_device(self)

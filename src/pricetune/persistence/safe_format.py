@@ -26,6 +26,7 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+from pricetune.estimators.parameters import with_missing_parameters
 from pricetune.persistence.codec import json_value
 from pricetune.persistence.errors import (
     MissingComponentError,
@@ -318,6 +319,8 @@ def load(path, *, device: str | None = None, expected: type | None = None):
     cls = _estimator_for(document, directory, expected)
     params = dict(document["params"])
     _check_components(document["components"], params)
+    # a parameter added after the save keeps what the saved fit computed
+    params = with_missing_parameters(cls, params)
     if device is not None:
         params["device"] = device
     _check_device(params.get("device", "auto"), directory)
