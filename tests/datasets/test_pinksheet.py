@@ -28,13 +28,17 @@ def test_the_complete_series_are_the_63_of_the_validation_panel():
 
 
 def test_the_wide_form_is_a_monthly_frame_of_floats():
-    wide = load_pinksheet(["CRUDE_BRENT", "copper"], start="2000-01")
+    wide = load_pinksheet(["CRUDE_BRENT", "copper", "ZINC"], start="2000-01")
     assert isinstance(wide.index, pd.PeriodIndex) and wide.index.freqstr == "M"
     assert wide.index.name == "date"
     assert (str(wide.index[0]), str(wide.index[-1])) == ("2000-01", "2011-12")
-    assert list(wide.columns) == ["CRUDE_BRENT", "COPPER"]
+    assert list(wide.columns) == ["CRUDE_BRENT", "COPPER", "Zinc"]  # as the file has
     assert (wide.dtypes == np.float64).all()
-    assert wide.attrs["units"] == {"CRUDE_BRENT": "$/bbl", "COPPER": "$/mt"}
+    assert wide.attrs["units"] == {
+        "CRUDE_BRENT": "$/bbl",
+        "COPPER": "$/mt",
+        "Zinc": "$/mt",
+    }
     assert "World Bank" in wide.attrs["source"] and "CC BY 4.0" in wide.attrs["licence"]
 
 

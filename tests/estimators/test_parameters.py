@@ -95,6 +95,9 @@ CHANGED = dict(
     random_state=3,
     verbose=0,
     device="cpu",
+    min_scale=0.01,
+    steps_per_epoch=3,
+    max_validation_windows=20,
 )
 
 
@@ -137,6 +140,12 @@ def test_every_parameter_reaches_the_config_of_the_fit(
     for name, value in expected.items():
         assert getattr(config, name) == value, name
     assert [type(a).__name__ for a in config.augmentations] == ["Scaling"]
+    # the settings of the network reach the model that is built
+    for member in estimator._members():
+        assert member.min_scale == 0.01 and member.normalization == (
+            "last" if cls is FineTunedPriceDirectionClassifier else "mean"
+        )
+        assert (member.patch_length, member.patch_stride) == (4, 3)
 
 
 def test_an_option_added_as_contributing_says_reaches_the_trainer(

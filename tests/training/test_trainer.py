@@ -17,9 +17,9 @@ import torch
 from pricetune.components.contract import Strategy
 from pricetune.components.heads import LinearHead, QuantileHead
 from pricetune.components.simple_backbones import LSTMBackbone, NoBackbone
-from pricetune.data.windows import series_windows
+from pricetune.data.windows import PanelWindows, series_windows
 from pricetune.nn.model import PatchForecastModel
-from pricetune.training import Trainer, TrainingConfig, checkpoints
+from pricetune.training import Callback, Trainer, TrainingConfig, checkpoints
 from pricetune.training.trainer import learning_rate_factor
 
 CPU = torch.device("cpu")
@@ -330,3 +330,102 @@ def test_clip_gradients_equals_torch_clip_grad_norm():
         clip_gradients([*ours, torch.zeros(2, requires_grad=True)], 1.0)
         for theirs, mine in zip(params, ours, strict=True):
             assert torch.equal(theirs.grad, mine.grad)
+
+
+class CountSteps(Callback):
+    def __init__(self):
+        self.steps = 0
+
+    def on_step_end(self, run):
+        self.steps += 1
+
+
+def _panel_windows(n_series, length=120, seed=0):
+    rng = np.random.default_rng(seed)
+    values = 50 + np.cumsum(rng.normal(size=n_series * length))
+    offsets = np.arange(n_series + 1) * length
+    return PanelWindows(values, offsets, 16, 3)
+
+
+@pytest.mark.parametrize("n_series", [2, 20])
+def test_a_step_budget_does_not_grow_with_the_panel(n_series):
+    """With steps_per_epoch, a fit takes max_epochs x steps_per_epoch
+    optimiser steps on 2 series as on 20 (ten times the windows)."""
+    windows = _panel_windows(n_series)
+    counter = CountSteps()
+    settings = dict(max_epochs=3, steps_per_epoch=5, batch_size=16, patience=100)
+    config = TrainingConfig(learning_rate=1e-2, **settings)
+    history = Trainer(config, CPU, None).fit(
+        linear_model(),
+        windows,
+        torch.Generator().manual_seed(0),
+        callbacks=[counter],
+    )
+    assert counter.steps == 15
+    assert [r["epoch"] for r in history] == [1, 2, 3]
+    # without the budget an epoch is a pass over every window
+    plain = CountSteps()
+    Trainer(
+        TrainingConfig(learning_rate=1e-2, max_epochs=1, batch_size=16), CPU, None
+    ).fit(linear_model(), windows, torch.Generator().manual_seed(0), callbacks=[plain])
+    train, _ = windows.split(0.2)
+    assert plain.steps == math.ceil(len(train) / 16)
+
+
+def test_an_epoch_of_a_budget_draws_distinct_windows_then_shuffles_again():
+    from pricetune.training.trainer import epoch_order
+
+    train = np.arange(10)
+    config = TrainingConfig(steps_per_epoch=3, batch_size=2)  # 6 windows
+    order = epoch_order(train, torch.Generator().manual_seed(0), config)
+    assert len(order) == 6 and len(set(order.tolist())) == 6
+    longer = TrainingConfig(steps_per_epoch=4, batch_size=4)  # 16 > 10 windows
+    order = epoch_order(train, torch.Generator().manual_seed(0), longer)
+    assert len(order) == 16
+    assert sorted(order[:10].tolist()) == list(range(10))  # one whole pass first
+    everything = epoch_order(train, torch.Generator().manual_seed(0), TrainingConfig())
+    assert sorted(everything.tolist()) == list(range(10))
+
+
+def test_a_resumed_budgeted_run_ends_where_the_uninterrupted_one_does(
+    windows, tmp_path, monkeypatch
+):
+    settings = {"max_epochs": 4, "patience": 100, "steps_per_epoch": 3}
+    reference, reference_history = train(lstm_model(), windows, **settings)
+    original = checkpoints.save
+
+    def crash_after_two(directory, state):
+        original(directory, state)
+        if state["history"][-1]["epoch"] == 2:
+            raise Interrupted
+
+    monkeypatch.setattr(checkpoints, "save", crash_after_two)
+    with pytest.raises(Interrupted):
+        train(lstm_model(), windows, checkpoint_dir=str(tmp_path), **settings)
+    monkeypatch.setattr(checkpoints, "save", original)
+    resumed, history = train(
+        lstm_model(), windows, checkpoint_dir=str(tmp_path), **settings
+    )
+    assert [r["train_loss"] for r in history] == [
+        r["train_loss"] for r in reference_history
+    ]
+    for name, tensor in weights(reference).items():
+        assert torch.equal(weights(resumed)[name], tensor), name
+
+
+def test_validation_on_a_capped_spread_of_the_held_out_windows():
+    from pricetune.training.trainer import spread_subset
+
+    windows = _panel_windows(5)
+    _, validation = windows.split(0.2)
+    subset = spread_subset(validation, 10)
+    assert len(subset) == 10 and set(subset) <= set(validation)
+    series, _ = windows.locate(subset)
+    assert set(series.tolist()) == set(range(5))  # every series validates
+    assert spread_subset(validation, None) is validation
+    model, history = train(
+        linear_model(), windows, max_epochs=1, max_validation_windows=10
+    )
+    config = TrainingConfig(max_epochs=1, batch_size=32)
+    loss = Trainer(config, CPU, None).evaluate(model, windows, subset)
+    assert history[0]["validation_loss"] == pytest.approx(loss, rel=1e-6)

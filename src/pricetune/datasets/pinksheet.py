@@ -87,17 +87,19 @@ def _codes(codes, complete: bool) -> list[str]:
         return list(table.index[table["complete"]] if complete else table.index)
     if isinstance(codes, str):
         codes = [codes]
+    # case-insensitive: the file spells a few codes in mixed case ("Zinc")
+    by_key = {code.upper(): code for code in table.index}
     chosen = []
     for code in codes:
         key = str(code).strip().upper()
-        if key not in table.index:
-            close = difflib.get_close_matches(key, list(table.index), n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
+        if key not in by_key:
+            close = difflib.get_close_matches(key, list(by_key), n=1)
+            hint = f" Did you mean {by_key[close[0]]!r}?" if close else ""
             raise ValueError(
                 f"unknown Pink Sheet code {code!r}.{hint} pinksheet_series("
                 "complete=False) lists the 71 codes"
             )
-        chosen.append(key)
+        chosen.append(by_key[key])
     return chosen
 
 

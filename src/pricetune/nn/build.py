@@ -76,6 +76,7 @@ def build_member(config, horizon: int, n_covariate_features: int, seed: int):
             normalization=config.normalization,
             horizon=horizon,
             n_covariate_features=n_covariate_features,
+            min_scale=config.min_scale,
         )
         strategy.apply(model)
     return model, strategy

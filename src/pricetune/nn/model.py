@@ -33,7 +33,13 @@ class PatchForecastModel(nn.Module):
       the all-zero output, a natural starting point for prices.
     * ``"mean"``: subtract the window's mean, divide by its standard deviation
       (RevIN without the affine part).
+
+    Either scale is at least ``min_scale * (|location| + 1)``: a flat window
+    (an administered price, a fixed exchange rate) has no scale of its own.
     """
+
+    #: the floor of models pickled before ``min_scale`` existed
+    min_scale = 1e-6
 
     def __init__(
         self,
@@ -46,6 +52,7 @@ class PatchForecastModel(nn.Module):
         normalization: str = "last",
         horizon: int | None = None,
         n_covariate_features: int = 0,
+        min_scale: float = 1e-6,
     ):
         super().__init__()
         if normalization not in NORMALIZATIONS:
@@ -59,6 +66,7 @@ class PatchForecastModel(nn.Module):
         self.n_patches = count_patches(context_length, patch_length, patch_stride)
         self.used_length = (self.n_patches - 1) * patch_stride + patch_length
         self.normalization = normalization
+        self.min_scale = float(min_scale)
         # Covariates shift the forecast of every step (every quantile alike,
         # so quantiles still never cross), through one linear map that
         # starts at zero: without signal in them, the model is unchanged.
@@ -78,8 +86,8 @@ class PatchForecastModel(nn.Module):
         else:
             loc = context.mean(dim=1, keepdim=True)
             scale = context.std(dim=1, keepdim=True, unbiased=False)
-        # a flat window has no scale: fall back to a tiny fraction of its level
-        floor = 1e-6 * (loc.abs() + 1.0)
+        # a flat window has no scale: fall back to a fraction of its level
+        floor = self.min_scale * (loc.abs() + 1.0)
         return loc, torch.maximum(scale, floor)
 
     def forward(

@@ -460,6 +460,38 @@ them again after loading).""",
         volatile=True,
     )
 
+    # options added after 0.1.0 come last, so that positional arguments keep
+    # their meaning
+    min_scale: float = option(
+        1e-6,
+        positive,
+        """the smallest scale of a window, as a share of its level: a window
+whose typical move (or standard deviation, for "mean") is below
+``min_scale * (|level| + 1)`` is scaled by that instead. A flat stretch
+(an administered price, gold at $35 until 1971) has no moves of its
+own, and with the default floor its next move reads as millions of
+typical moves; 0.01 reads a jump by the whole level as 100 moves.""",
+        type="float",
+    )
+    steps_per_epoch: int | None = option(
+        None,
+        lambda name, value: None if value is None else integer(1)(name, value),
+        """optimiser steps per epoch: each epoch trains on batches drawn at
+random from all training windows (a new draw each epoch), so an epoch
+costs the same whatever the number of series and windows; validation,
+early stopping and the schedule count these epochs. None: an epoch is
+one pass over every training window.""",
+        type="int, optional",
+    )
+    max_validation_windows: int | None = option(
+        None,
+        lambda name, value: None if value is None else integer(1)(name, value),
+        """validate on at most this many of the held-out windows, evenly spread
+over them (so over every series of a panel), the same ones at every
+epoch. None: all of them.""",
+        type="int, optional",
+    )
+
     def __post_init__(self) -> None:
         for spec in fields(self):
             checked = spec.metadata["check"](spec.name, getattr(self, spec.name))

@@ -16,6 +16,7 @@ import contextlib
 import math
 import time
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -40,6 +41,29 @@ def learning_rate_factor(config: TrainingConfig, step: int, total_steps: int) ->
         return (step + 1) / warmup
     progress = (step - warmup) / max(1, total_steps - warmup)
     return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def epoch_order(train, generator: torch.Generator, config: TrainingConfig):
+    """The training windows of one epoch, in order: every window shuffled;
+    or, with ``steps_per_epoch``, as many as that many steps take, drawn
+    without replacement from a shuffle of them all (from as many shuffles
+    as needed when the epoch is longer than one pass)."""
+    shuffled = train[torch.randperm(len(train), generator=generator).numpy()]
+    if config.steps_per_epoch is None:
+        return shuffled
+    wanted = config.steps_per_epoch * config.accumulate_batches * config.batch_size
+    while len(shuffled) < wanted:
+        more = train[torch.randperm(len(train), generator=generator).numpy()]
+        shuffled = np.concatenate([shuffled, more])
+    return shuffled[:wanted]
+
+
+def spread_subset(indices, limit: int | None):
+    """At most ``limit`` of ``indices``, evenly spread over them (all of
+    them without a limit)."""
+    if limit is None or len(indices) <= limit:
+        return indices
+    return indices[np.linspace(0, len(indices) - 1, limit).round().astype(int)]
 
 
 def _batches(indices, batch_size: int):
@@ -209,6 +233,7 @@ class Trainer:
         """
         config = self.config
         train, validation = windows.split(config.validation_fraction)
+        validation = spread_subset(validation, config.max_validation_windows)
         source = batch_source(windows, self.device, self.placement)
         # what the optimiser holds, saved and restored as a whole even when
         # a strategy's hooks freeze part of it for a while
@@ -222,7 +247,7 @@ class Trainer:
             weight_decay=config.weight_decay,
             **self._fused_option(parameters),
         )
-        steps_per_epoch = math.ceil(
+        steps_per_epoch = config.steps_per_epoch or math.ceil(
             math.ceil(len(train) / config.batch_size) / config.accumulate_batches
         )
         total_steps = steps_per_epoch * config.max_epochs
@@ -265,9 +290,9 @@ class Trainer:
             for callback in callbacks:
                 callback.on_epoch_begin(run)
             model.train()
-            order = train[torch.randperm(len(train), generator=generator).numpy()]
+            order = epoch_order(train, generator, config)
             total = self._train_epoch(run, forward, source, order)
-            record = {"epoch": run.epoch, "train_loss": total / len(train)}
+            record = {"epoch": run.epoch, "train_loss": total / len(order)}
             if run.has_validation:
                 with _scoring(run):
                     record["validation_loss"] = self.evaluate(
