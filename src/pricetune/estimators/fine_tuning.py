@@ -242,26 +242,20 @@ class FineTuningMixin:
         factor = self.interval_scale_
         if factor == 1.0 or self.quantiles_ is None or not denormalise:
             return outputs
-        median = self._quantiles_of(outputs, [0.5])
+        median = self._quantiles_from(outputs, [0.5])
         return median + factor * (outputs - median)
 
-    def _quantiles_of(self, outputs: np.ndarray, alpha) -> np.ndarray:
-        """Quantiles at levels ``alpha`` of outputs ``(n, steps, n_levels)``:
-        ``(n, steps, len(alpha))``."""
-        from pricetune.nn.quantiles import interpolate_quantiles
-
-        n, steps, n_levels = outputs.shape
-        flat = outputs.reshape(n * steps, n_levels)
-        return interpolate_quantiles(self.quantiles_, flat, alpha).reshape(n, steps, -1)
-
     def _quantiles_from(self, outputs: np.ndarray, alpha) -> np.ndarray:
-        """Quantiles at levels ``alpha`` from one sample's outputs
-        ``(steps, n_outputs)``; for a point head, ``alpha`` must be [0.5]."""
+        """Quantiles at levels ``alpha`` of outputs ``(..., n_outputs)``:
+        ``(..., len(alpha))``; a point head's one output (``alpha`` must
+        then be [0.5])."""
         from pricetune.nn.quantiles import interpolate_quantiles
 
         if self.quantiles_ is None:
-            return outputs[:, :1]
-        return interpolate_quantiles(self.quantiles_, outputs, alpha)
+            return outputs[..., :1]
+        flat = outputs.reshape(-1, outputs.shape[-1])
+        values = interpolate_quantiles(self.quantiles_, flat, alpha)
+        return values.reshape(*outputs.shape[:-1], -1)
 
     # --------------------------------------------------------- persistence
     def _model_state(self) -> dict:

@@ -12,6 +12,7 @@ from pricetune.data.series import SeriesStore
 from pricetune.persistence.codec import (
     decode_fh,
     decode_index,
+    decode_instances,
     encode_fh,
     encode_index,
     json_label,
@@ -122,8 +123,6 @@ def _panel_stand_in(fitted: dict, cutoff: pd.Index):
     """A panel of one point per series, at each series' last time point
     (the values are the series' last values; the restore hook replaces
     them)."""
-    from pricetune.persistence.codec import decode_instances
-
     panel, meta = fitted["panel"], fitted["y"]
     instances = decode_instances(panel["series"])
     ends = decode_index(panel["ends"])

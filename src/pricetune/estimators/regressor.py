@@ -168,12 +168,6 @@ class FineTunedPriceRegressor(WindowRowsMixin, RegressorMixin, BaseEstimator):
         self.fit(self._stand_in_rows(fitted, 1), y)
 
     # -------------------------------------------------------------- predict
-    def _levels(self, outputs: np.ndarray, alpha) -> np.ndarray:
-        """Quantiles at ``alpha`` from ``outputs``: ``(n, horizon_, len(alpha))``."""
-        if self.quantiles_ is None:  # a point head: its one output
-            return outputs[..., :1]
-        return self._quantiles_of(outputs, alpha)
-
     def predict(self, X):
         """Predict ``y`` for the rows of ``X``: the median for a quantile head.
 
@@ -182,7 +176,7 @@ class FineTunedPriceRegressor(WindowRowsMixin, RegressorMixin, BaseEstimator):
         ndarray of shape (n_samples,), or (n_samples, n_outputs) when ``y``
         in ``fit`` was 2-D.
         """
-        values = self._levels(self._outputs(X), [0.5])[..., 0]
+        values = self._quantiles_from(self._outputs(X), [0.5])[..., 0]
         return values[:, 0] if self._y_ndim == 1 else values
 
     def predict_quantiles(self, X, quantiles=(0.1, 0.5, 0.9)):
@@ -219,5 +213,5 @@ class FineTunedPriceRegressor(WindowRowsMixin, RegressorMixin, BaseEstimator):
             raise ValueError(
                 f"quantile levels must lie in (0, 1), got {levels.tolist()}"
             )
-        values = self._levels(self._outputs(X), levels)
+        values = self._quantiles_from(self._outputs(X), levels)
         return values[:, 0, :] if self._y_ndim == 1 else values
