@@ -12,6 +12,7 @@ from pricetune.hookspecs import PLUGIN_API_VERSION, hookimpl
 
 __version__ = "0.1.0"
 __all__ = [
+    "CombinedForecaster",
     "FineTunedPriceDirectionClassifier",
     "FineTunedPriceForecaster",
     "FineTunedPriceRegressor",
@@ -24,10 +25,12 @@ __all__ = [
 if TYPE_CHECKING:
     from pricetune.backtesting import backtest
     from pricetune.estimators.classifier import FineTunedPriceDirectionClassifier
+    from pricetune.estimators.combined import CombinedForecaster
     from pricetune.estimators.forecaster import FineTunedPriceForecaster
     from pricetune.estimators.regressor import FineTunedPriceRegressor
 
 _LAZY = {
+    "CombinedForecaster": "pricetune.estimators.combined",
     "FineTunedPriceDirectionClassifier": "pricetune.estimators.classifier",
     "FineTunedPriceForecaster": "pricetune.estimators.forecaster",
     "FineTunedPriceRegressor": "pricetune.estimators.regressor",

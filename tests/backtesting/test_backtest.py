@@ -300,6 +300,29 @@ def test_fracast_reference_runs_zero_shot_in_the_backtest():
     assert quantiles.shape == (3, 3) and np.all(np.diff(quantiles, axis=1) >= 0)
 
 
+def test_the_combination_is_global_and_learns_its_weights_before_each_cut_off():
+    from pricetune.backtesting.models import get_model
+
+    spec = get_model("combined", quick=True)
+    assert spec.global_  # its LSTM trains one model on every series
+    members = dict(spec.estimator.forecasters)
+    assert set(members) == {"naive", "drift", "theta", "lstm"}
+    assert members["lstm"].get_params()["backbone"] == "lstm"
+    panel = _panel(80)
+    result = backtest(panel, ["naive", spec], horizon=3, n_origins=1, quick=True)
+    row = result.table.loc["combined"]
+    assert np.isfinite(row["relMAE"]) and 0.0 <= row["cov80"] <= 1.0
+    assert set(result.forecasts["series"]) == set(panel)
+
+
+def test_fracast_fine_tuned_runs_in_the_backtest():
+    result = backtest(
+        _panel(), ["naive", "fracast-tuned"], horizon=3, n_origins=1, quick=True
+    )
+    row = result.table.loc["fracast-tuned"]
+    assert np.isfinite(row["relMAE"]) and row["trainable"] == 59465  # its head
+
+
 def test_plots_of_a_series_that_joins_after_the_first_origin(tmp_path):
     index = pd.period_range("2000-01", periods=60, freq="M")
     rng = np.random.default_rng(1)

@@ -85,6 +85,9 @@ def test_backtest_quick_ablation(tmp_path, capsys):
         "minilm-random-full",
         "minilm-random-lora",
         "no-backbone",
+        "lstm",
+        "fracast",  # zero-shot
+        "fracast-tuned",
     ]:
         assert variant in out
     assert "trainable" in out and "fit s" in out

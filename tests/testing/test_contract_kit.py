@@ -49,6 +49,21 @@ KWARGS = {
     ("backbone", "gru"): lambda: {"hidden_size": 8},
     ("head", "quantile"): lambda: {"quantiles": [0.1, 0.5, 0.9]},
     ("strategy", "lora"): lambda: {"r": 2},
+    ("backbone", "fracast"): lambda: {"window": 32},
+}
+# other options of the kit for built-ins that need them: the fracast head
+# reads the fracast backbone's forecast (48 steps of 9 quantiles)
+OPTIONS = {
+    ("backbone", "fracast"): {"forecaster_params": {"context_length": 24}},
+    ("head", "fracast"): {
+        "hidden_size": 9,
+        "n_patches": 48,
+        "forecaster_params": {
+            "backbone": "fracast",
+            "backbone_kwargs": {"window": 32},
+            "context_length": 24,
+        },
+    },
 }
 
 
@@ -66,7 +81,7 @@ def test_every_kind_has_builtins():
 )
 def test_builtin_component_passes_the_kit(kind, name):
     kwargs = KWARGS.get((kind, name), dict)()
-    report = check_component(kind, name, kwargs)
+    report = check_component(kind, name, kwargs, **OPTIONS.get((kind, name), {}))
     assert isinstance(report, CheckReport)
     assert (report.kind, report.name) == (kind, name)
     assert report.cls is plugins.get_component(kind, name)

@@ -372,19 +372,32 @@ def test_a_step_budget_does_not_grow_with_the_panel(n_series):
     assert plain.steps == math.ceil(len(train) / 16)
 
 
-def test_an_epoch_of_a_budget_draws_distinct_windows_then_shuffles_again():
+def test_an_epoch_of_a_budget_is_the_start_of_a_new_shuffle():
     from pricetune.training.trainer import epoch_order
 
     train = np.arange(10)
     config = TrainingConfig(steps_per_epoch=3, batch_size=2)  # 6 windows
-    order = epoch_order(train, torch.Generator().manual_seed(0), config)
-    assert len(order) == 6 and len(set(order.tolist())) == 6
+    generator = torch.Generator().manual_seed(0)
+    first, second = (epoch_order(train, generator, config) for _ in range(2))
+    assert len(first) == 6 and len(set(first.tolist())) == 6
+    assert first.tolist() != second.tolist()  # a new draw each epoch
+    # a budget longer than a pass over the windows: the pass, once
     longer = TrainingConfig(steps_per_epoch=4, batch_size=4)  # 16 > 10 windows
     order = epoch_order(train, torch.Generator().manual_seed(0), longer)
-    assert len(order) == 16
-    assert sorted(order[:10].tolist()) == list(range(10))  # one whole pass first
+    assert sorted(order.tolist()) == list(range(10))
     everything = epoch_order(train, torch.Generator().manual_seed(0), TrainingConfig())
     assert sorted(everything.tolist()) == list(range(10))
+
+
+def test_a_budget_longer_than_a_pass_trains_one_pass_per_epoch():
+    windows = _panel_windows(2)
+    counter = CountSteps()
+    config = TrainingConfig(max_epochs=2, steps_per_epoch=1000, batch_size=16)
+    Trainer(config, CPU, None).fit(
+        linear_model(), windows, torch.Generator().manual_seed(0), callbacks=[counter]
+    )
+    train, _ = windows.split(0.2)
+    assert counter.steps == 2 * math.ceil(len(train) / 16)
 
 
 def test_a_resumed_budgeted_run_ends_where_the_uninterrupted_one_does(

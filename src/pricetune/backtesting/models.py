@@ -41,6 +41,16 @@ DEFAULT_MODELS = (
 )
 QUICK_MODELS = ("naive", "drift", "theta", "none", "lstm")
 ABLATION_STRATEGIES = ("full", "frozen", "layernorm", "lora")
+#: Fracast-0 fine-tuned: its pretrained head trains, its encoder reads a
+#: 64-step window (2,048 is its own, and costs about 25 times more a step)
+FRACAST_TUNED = {
+    "backbone": "fracast",
+    "head": "fracast",
+    "strategy": "frozen",
+    "backbone_kwargs": {"window": 64},
+    "context_length": 60,
+    "patch_length": 6,
+}
 
 
 @dataclass
@@ -66,6 +76,13 @@ def fracast_available() -> bool:
 
 def statsforecast_available() -> bool:
     return importlib.util.find_spec("statsforecast") is not None
+
+
+def _require_fracast(name: str) -> None:
+    if not fracast_available():
+        raise ModuleNotFoundError(
+            f"the {name!r} model needs the fracast package: pip install fracast"
+        )
 
 
 def is_global(estimator) -> bool:
@@ -219,10 +236,7 @@ def _builtin(name, quick, seed, device, overrides):
     if name == "theta":
         return ModelSpec(name, _theta(), description="Theta method")
     if name == "fracast":
-        if not fracast_available():
-            raise ModuleNotFoundError(
-                "the 'fracast' model needs the fracast package: pip install fracast"
-            )
+        _require_fracast(name)
         return ModelSpec(
             name,
             FracastForecaster(),
@@ -248,6 +262,36 @@ def _builtin(name, quick, seed, device, overrides):
             backbone="none",
             strategy="full",
         )
+    if name == "fracast-tuned":
+        _require_fracast(name)
+        return _pricetune(
+            name,
+            "pricetune",
+            "Fracast-0 fine-tuned on the panel (its head; 64-step window)",
+            *args,
+            **FRACAST_TUNED,
+        )
+    if name == "combined":
+        from pricetune.estimators.combined import CombinedForecaster
+
+        network = _pricetune(
+            "lstm", "pricetune", "", *args, backbone="lstm", strategy="full"
+        )
+        members = [
+            ("naive", _naive("last")),
+            ("drift", _naive("drift")),
+            ("theta", _theta()),
+            ("lstm", network.estimator),
+        ]
+        return ModelSpec(
+            name,
+            CombinedForecaster(members, shrinkage="auto", n_origins=3),
+            True,
+            "pricetune",
+            "LSTM, Theta, drift and no-change, weights and shrinkage toward "
+            "no-change learned on 3 earlier origins",
+            network.params,
+        )
     if name == "default":
         return _pricetune(name, "pricetune", "FineTunedPriceForecaster defaults", *args)
     return None
@@ -256,7 +300,9 @@ def _builtin(name, quick, seed, device, overrides):
 def available_models() -> list[str]:
     """Names :func:`get_model` knows (``fracast`` only when installed)."""
     names = [m for m in DEFAULT_MODELS if m != "fracast" or fracast_available()]
-    names.append("none")
+    names += ["none", "combined"]
+    if fracast_available():
+        names.append("fracast-tuned")
     names += [s.name for s in ablation_models()]
     return names
 

@@ -540,7 +540,7 @@ def ablation(
     strategies=("full", "frozen", "layernorm", "lora"),
     random_init=("full", "lora"),
     no_backbone: bool = True,
-    baselines=("naive",),
+    baselines=("naive", "lstm", "fracast", "fracast-tuned"),
     params: dict | None = None,
     quick: bool = False,
     seed: int = 0,
@@ -550,12 +550,18 @@ def ablation(
     """The language-model ablation as one backtest: the same architecture
     with the pretrained ``backbone`` under each of ``strategies``, the same
     backbone randomly initialised (trained with each of ``random_init``),
-    and no backbone, plus ``baselines``; ``params`` are shared
-    FineTunedPriceForecaster settings. The table's ``trainable`` and
-    ``fit s`` columns show what each variant costs. Other arguments go to
-    :func:`backtest`."""
+    and no backbone, plus ``baselines``: by default no-change, the LSTM and
+    Fracast-0 zero-shot and fine-tuned (both left out when ``fracast`` is
+    not installed), so that the table answers whether the pretrained
+    language model earns its cost against a small pretrained time-series
+    model and a network trained from scratch. ``params`` are shared
+    FineTunedPriceForecaster settings (the pricetune baselines get them
+    too). The table's ``trainable`` and ``fit s`` columns show what each
+    variant costs. Other arguments go to :func:`backtest`."""
+    if not fracast_available():
+        baselines = [b for b in baselines if not b.startswith("fracast")]
     with _quiet():
-        specs = [get_model(name, quick, seed, device) for name in baselines]
+        specs = [get_model(name, quick, seed, device, params) for name in baselines]
         specs += ablation_models(
             backbone,
             backbone_kwargs,

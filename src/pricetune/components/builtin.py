@@ -10,6 +10,7 @@ PRICETUNE_PLUGIN_API = PLUGIN_API_VERSION
 
 @hookimpl
 def register_backbones(registry):
+    from pricetune.components.fracast import FracastBackbone
     from pricetune.components.language_model import HuggingFaceBackbone, MiniLMBackbone
     from pricetune.components.simple_backbones import (
         GRUBackbone,
@@ -22,10 +23,12 @@ def register_backbones(registry):
     registry.add("lstm", LSTMBackbone)
     registry.add("gru", GRUBackbone)
     registry.add("none", NoBackbone)
+    registry.add("fracast", FracastBackbone)
 
 
 @hookimpl
 def register_heads(registry):
+    from pricetune.components.fracast import FracastHead
     from pricetune.components.heads import (
         GRUHead,
         LinearHead,
@@ -41,6 +44,7 @@ def register_heads(registry):
     registry.add("lstm", LSTMHead)
     registry.add("gru", GRUHead)
     registry.add("student_t", StudentTHead)
+    registry.add("fracast", FracastHead)
 
 
 @hookimpl

@@ -52,11 +52,24 @@ class Backbone(nn.Module):
     lora_target_modules : list of str or None
         module names for LoRA adapters; ``None`` lets ``peft`` choose from the
         model type of a Hugging Face body.
+
+    Optional attributes
+    -------------------
+    reads_series : bool (class attribute), default False
+        ``True``: the forecaster also passes ``patch_stride`` to the
+        constructor, for a backbone that puts the window back together from
+        the patches (a time-series foundation model reading the series).
+    n_tokens : int or None, default None
+        the length of :meth:`forward`'s second axis when it is not
+        ``n_patches`` (a backbone that ends in its own pretrained forecast);
+        the head is then built with ``n_patches=n_tokens``.
     """
 
     hidden_size: int
     position_embedding_names: tuple[str, ...] = ()
     lora_target_modules: list[str] | None = None
+    reads_series: bool = False
+    n_tokens: int | None = None
 
     def __init__(self) -> None:
         super().__init__()

@@ -41,8 +41,20 @@ from pricetune.training.config import head_gives_quantiles
 # series forecast per model call in a panel's predict
 _PREDICT_CHUNK = 4096
 
+#: the forecaster's own defaults where they differ from TrainingConfig's,
+#: chosen on the World Bank Pink Sheet panel (docs/accuracy.md): a fit's
+#: cost does not grow with the number of windows (at most 40 steps of 64
+#: windows an epoch, validation on 1,024 spread windows), and a flat
+#: stretch of prices cannot make one window's loss explode
+FORECASTER_DEFAULTS = {
+    "batch_size": 64,
+    "steps_per_epoch": 40,
+    "max_validation_windows": 1024,
+    "min_scale": 0.01,
+}
 
-@training_parameters()
+
+@training_parameters(defaults=FORECASTER_DEFAULTS)
 class FineTunedPriceForecaster(FineTuningMixin, BaseForecaster):
     """Fine-tune a pretrained backbone to forecast a price series.
 

@@ -60,7 +60,11 @@ def training_parameters(*, exclude=(), defaults=None, docs=None):
 #: fit computes: the value that keeps it as it was (pickles and safe saves
 #: of 0.1.0 get it). Parameters whose default keeps old fits as they were
 #: (``callbacks=None``) need no entry.
-LEGACY_VALUES: dict[str, object] = {}
+LEGACY_VALUES: dict[str, object] = {
+    "min_scale": 1e-6,
+    "steps_per_epoch": None,
+    "max_validation_windows": None,
+}
 
 
 def with_missing_parameters(cls, params: dict) -> dict:

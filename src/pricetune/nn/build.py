@@ -52,17 +52,16 @@ def build_member(config, horizon: int, n_covariate_features: int, seed: int):
     )
     with TORCH_RNG_LOCK, torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        backbone = build_component(
-            config,
-            "backbone",
-            {"patch_length": config.patch_length, "n_patches": n_patches},
-        )
+        structural = {"patch_length": config.patch_length, "n_patches": n_patches}
+        if getattr(config.component_class("backbone"), "reads_series", False):
+            structural["patch_stride"] = config.patch_stride
+        backbone = build_component(config, "backbone", structural)
         head = build_component(
             config,
             "head",
             {
                 "hidden_size": backbone.hidden_size,
-                "n_patches": n_patches,
+                "n_patches": getattr(backbone, "n_tokens", None) or n_patches,
                 "horizon": horizon,
             },
         )

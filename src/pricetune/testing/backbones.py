@@ -62,6 +62,9 @@ def check_backbone(
     checker = _Checker("backbone", backbone, kwargs)
     checker.require_subclass(Backbone)
     structural = {"patch_length": patch_length, "n_patches": n_patches}
+    if getattr(checker.cls, "reads_series", False):
+        # the forecaster passes the stride too; the kit cuts patches end to end
+        structural["patch_stride"] = patch_length
     module = checker.build(structural, seed)
     checker.check_unknown_argument(structural)
 
@@ -94,6 +97,11 @@ def check_backbone(
         checker.fail(
             f"lora_target_modules must be a list of str or None, got {targets!r}"
         )
+    n_tokens = getattr(module, "n_tokens", None)
+    if n_tokens is not None and (
+        isinstance(n_tokens, bool) or not isinstance(n_tokens, int) or n_tokens < 1
+    ):
+        checker.fail(f"n_tokens must be a positive int or None, got {n_tokens!r}")
     checker.passed("has hidden_size, embedding, body and the optional attributes")
 
     generator = torch.Generator().manual_seed(seed)
@@ -101,15 +109,16 @@ def check_backbone(
     module.eval()
     with torch.no_grad():
         output = module(patches)
+    tokens = n_tokens or n_patches
     checker.check_tensor(
         output,
         f"forward((batch={BATCH}, n_patches={n_patches}, patch_length="
         f"{patch_length})) output",
-        (BATCH, n_patches, hidden_size),
+        (BATCH, tokens, hidden_size),
     )
     checker.passed(
         "forward: (batch, n_patches, patch_length) -> "
-        "(batch, n_patches, hidden_size), float32"
+        f"(batch, {'n_tokens' if n_tokens else 'n_patches'}, hidden_size), float32"
     )
     _check_batch_independence(checker, module, patches, "forward")
 

@@ -476,11 +476,12 @@ typical moves; 0.01 reads a jump by the whole level as 100 moves.""",
     steps_per_epoch: int | None = option(
         None,
         lambda name, value: None if value is None else integer(1)(name, value),
-        """optimiser steps per epoch: each epoch trains on batches drawn at
-random from all training windows (a new draw each epoch), so an epoch
-costs the same whatever the number of series and windows; validation,
-early stopping and the schedule count these epochs. None: an epoch is
-one pass over every training window.""",
+        """at most this many optimiser steps per epoch: an epoch trains on a
+new shuffle of all training windows and stops after this many batches,
+so that on a large panel an epoch costs the same whatever the number of
+series and windows (a smaller set of windows is passed over whole);
+validation, early stopping and the schedule count these epochs. None:
+an epoch is one pass over every training window.""",
         type="int, optional",
     )
     max_validation_windows: int | None = option(

@@ -44,17 +44,14 @@ def learning_rate_factor(config: TrainingConfig, step: int, total_steps: int) ->
 
 
 def epoch_order(train, generator: torch.Generator, config: TrainingConfig):
-    """The training windows of one epoch, in order: every window shuffled;
-    or, with ``steps_per_epoch``, as many as that many steps take, drawn
-    without replacement from a shuffle of them all (from as many shuffles
-    as needed when the epoch is longer than one pass)."""
+    """The training windows of one epoch, in order: every window shuffled
+    (a new shuffle each epoch); with ``steps_per_epoch``, cut after as many
+    windows as that many steps take, so that an epoch of a large panel
+    costs the same as one of a panel ten times larger."""
     shuffled = train[torch.randperm(len(train), generator=generator).numpy()]
     if config.steps_per_epoch is None:
         return shuffled
     wanted = config.steps_per_epoch * config.accumulate_batches * config.batch_size
-    while len(shuffled) < wanted:
-        more = train[torch.randperm(len(train), generator=generator).numpy()]
-        shuffled = np.concatenate([shuffled, more])
     return shuffled[:wanted]
 
 
@@ -247,9 +244,11 @@ class Trainer:
             weight_decay=config.weight_decay,
             **self._fused_option(parameters),
         )
-        steps_per_epoch = config.steps_per_epoch or math.ceil(
+        steps_per_epoch = math.ceil(
             math.ceil(len(train) / config.batch_size) / config.accumulate_batches
         )
+        if config.steps_per_epoch is not None:
+            steps_per_epoch = min(steps_per_epoch, config.steps_per_epoch)
         total_steps = steps_per_epoch * config.max_epochs
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimiser, lambda step: learning_rate_factor(config, step, total_steps)
