@@ -355,3 +355,19 @@ def test_the_callers_model_specs_are_left_as_they_were():
     spec = get_model("drift")
     backtest(_panel(), [spec], horizon=4, n_origins=2, max_history=20)
     assert spec.max_train is None
+
+
+def test_a_series_a_global_model_cannot_forecast_is_left_out_for_every_model():
+    index = pd.period_range("2000-01", periods=60, freq="M")
+    rng = np.random.default_rng(2)
+    panel = {
+        "long": pd.Series(100 + rng.normal(size=60).cumsum(), index=index),
+        # 10 values by the cut-off: enough to join (3 x horizon), fewer than
+        # the quick LSTM's context of 12
+        "short": pd.Series(50 + rng.normal(size=13).cumsum(), index=index[-13:]),
+    }
+    result = backtest(panel, ["naive", "lstm"], horizon=3, n_origins=1, quick=True)
+    assert set(result.forecasts["series"]) == {"long"}
+    assert set(result.scores["series"]) == {"long"}
+    assert any("lstm gave no forecast of short" in note for note in result.notes)
+    assert result.table.loc["naive", "relMAE"] == 1.0

@@ -205,7 +205,16 @@ def _fit_global(spec, splits, fh, levels, log, notes):
             point = estimator.predict(fh=fh)
             quantiles = _quantiles(spec, estimator, fh, levels, notes)
         seconds = time.perf_counter() - started
+        forecast_series = set(point.index.get_level_values(0))
         for split in group:
+            if split.series not in forecast_series:
+                # too short for the model's context: it gives no forecast
+                notes.append(
+                    f"{spec.name} gave no forecast of {split.series} at {cutoff} "
+                    "(too few values for its context); the pair is left out "
+                    "for every model"
+                )
+                continue
             p = point.xs(split.series, level=0).iloc[:, 0].to_numpy(dtype=np.float64)
             q = (
                 None
@@ -224,6 +233,15 @@ def _fit_global(spec, splits, fh, levels, log, notes):
         )
         log(f"  {spec.name:<28} {'(panel)':<12} {cutoff}  {seconds:6.1f}s")
     return frames, fits
+
+
+def _common_pairs(forecasts: pd.DataFrame) -> pd.DataFrame:
+    """The forecasts of the (series, cut-off) pairs every model forecast, so
+    that every model is scored on the same pairs."""
+    pairs = forecasts[["model", "series", "cutoff"]].drop_duplicates()
+    counts = pairs.groupby(["series", "cutoff"])["model"].transform("size")
+    common = pairs[counts == pairs["model"].nunique()][["series", "cutoff"]]
+    return forecasts.merge(common.drop_duplicates(), on=["series", "cutoff"])
 
 
 # ----------------------------------------------------------------- scoring
@@ -496,7 +514,7 @@ def backtest(
         fits += model_fits
     if not frames:
         raise RuntimeError("every model failed: " + "; ".join(notes))
-    forecasts = pd.concat(frames, ignore_index=True)
+    forecasts = _common_pairs(pd.concat(frames, ignore_index=True))
     fits_frame = pd.DataFrame(fits)
     scores = score(forecasts, levels)
     table = summarise(forecasts, scores, fits_frame, horizon, dm_loss)
