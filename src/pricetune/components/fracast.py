@@ -217,4 +217,5 @@ class FracastHead(Head):
         return hidden[:, : self.horizon, :].sort(dim=-1).values
 
     def loss(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return losses.pinball_loss(target, prediction, self.levels).mean()
+        levels = self.levels.to(prediction.dtype)  # as QuantileHead's loss
+        return losses.pinball_loss(target, prediction, levels).mean()
