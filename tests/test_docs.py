@@ -33,6 +33,36 @@ def test_doc_page_examples_run(page, tmp_path, monkeypatch, clean_plugins):
         exec(code, namespace)  # noqa: S102 - the docs' own examples
 
 
+def test_your_data_page_commands_run(tmp_path, monkeypatch, capsys):
+    """docs/your-data.md: its Python block writes the files, then every
+    ``pricetune`` line of its bash blocks runs, in order, and its outputs
+    are there."""
+    import shlex
+
+    from pricetune.cli import main
+
+    page = (DOCS / "your-data.md").read_text()
+    monkeypatch.chdir(tmp_path)
+    for block in BLOCK.findall(page):
+        exec(compile(block, "your-data.md", "exec"), {})  # noqa: S102
+    commands = [
+        line
+        for block in re.findall(r"^```bash\n(.*?)^```", page, re.S | re.M)
+        for line in block.splitlines()
+        if line.startswith("pricetune ")
+    ]
+    assert len(commands) == 5
+    for command in commands:
+        assert main(shlex.split(command)[1:]) == 0, command
+    for directory in ("forecast", "forecast-2010", "forecast-2011"):
+        assert (tmp_path / directory / "forecast.csv").is_file()
+    assert (tmp_path / "backtest" / "summary.csv").is_file()
+    assert (
+        "2 series (copper, zinc), monthly, 2004-01 to 2010-12"
+        in capsys.readouterr().out
+    )
+
+
 def test_forecaster_docstring_example_runs():
     import doctest
 

@@ -140,7 +140,9 @@ def plot_demo(result: DemoResult, path: str | Path, history: int = 120) -> Path:
         alpha=0.2,
         label=f"{main}: {COVERAGE:.0%} interval",
     )
-    ax.set_title("Brent, monthly average ($/barrel): last 12 months held out")
+    ax.set_title(
+        f"Brent, monthly average ($/barrel): last {len(result.y_test)} months held out"
+    )
     ax.set_ylabel("$/barrel")
     ax.legend(loc="upper left", fontsize="small")
     fig.tight_layout()

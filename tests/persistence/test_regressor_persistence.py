@@ -234,7 +234,13 @@ def test_safe_format_document(fitted, tmp_path):
     from safetensors import safe_open
 
     with safe_open(tmp_path / WEIGHTS_FILE, framework="pt") as weights:
-        assert set(weights.keys()) == set(regressor.model_.state_dict())
+        names = set(weights.keys())
+    base = {
+        name for part in document["base"]["parts"].values() for name in part["tensors"]
+    }
+    assert not names & base
+    assert names | base == set(regressor.model_.state_dict())
+    assert bool(base) == (regressor.strategy == "lora")
 
     restored = persistence.load(tmp_path)
     assert type(restored) is FineTunedPriceRegressor

@@ -1,12 +1,12 @@
-"""The three backbones against pricetune's contract kit, plus what is
-particular to each: loading a local checkpoint's weights, and the errors for
-checkpoints that do not fit the forecaster's patches."""
+"""PatchTST, PatchTSMixer and TimesFM against pricetune's contract kit, plus
+what is particular to each: loading a local checkpoint's weights, and the
+errors for checkpoints that do not fit the forecaster's patches (Chronos and
+Chronos-Bolt: test_chronos.py)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-from pricetune.plugins import register_plugin
 from pricetune.registry import ComponentRegistry
 from pricetune.testing import check_backbone, check_strategy
 
@@ -20,20 +20,16 @@ from pricetune_tstransformers.backbones import (
 TINY_PATCHTST = {"d_model": 16, "num_attention_heads": 2, "ffn_dim": 32}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def registered():
-    """Registered by name: through the entry point when the distribution is
-    installed, else in-process (the package on PYTHONPATH)."""
-    from pricetune.plugins import get_registry
-
-    if "patchtst" not in get_registry("backbone"):
-        register_plugin(plugin, name="tstransformers-under-test")
-
-
-def test_hook_registers_three_backbones():
+def test_hook_registers_the_backbones():
     registry = ComponentRegistry("backbone")
     plugin.register_backbones(registry)
-    assert registry.names() == ["patchtsmixer", "patchtst", "timesfm"]
+    assert registry.names() == [
+        "chronos",
+        "chronos-bolt",
+        "patchtsmixer",
+        "patchtst",
+        "timesfm",
+    ]
     assert plugin.PRICETUNE_PLUGIN_API == "1.0"
 
 

@@ -35,6 +35,8 @@ def test_pricetune_plugins_lists_the_backbones():
         ("backbone", "patchtst"),
         ("backbone", "patchtsmixer"),
         ("backbone", "timesfm"),
+        ("backbone", "chronos"),
+        ("backbone", "chronos-bolt"),
     }
     assert listed["broken"] == []
 
@@ -59,7 +61,9 @@ def test_forecaster_uses_a_local_timesfm_checkpoint_by_name(timesfm_dir):
     assert np.isfinite(forecaster.predict().to_numpy()).all()
 
 
-def test_every_backbone_passes_the_contract_kit_by_name(timesfm_dir):
+def test_every_backbone_passes_the_contract_kit_by_name(
+    timesfm_dir, chronos_dir, chronos_bolt_dir
+):
     from pricetune.testing import check_plugin
 
     reports = check_plugin(
@@ -68,6 +72,8 @@ def test_every_backbone_passes_the_contract_kit_by_name(timesfm_dir):
             "patchtst": {"d_model": 16, "num_attention_heads": 2},
             "patchtsmixer": {"d_model": 8},
             "timesfm": {"path": str(timesfm_dir)},
+            "chronos": {"path": str(chronos_dir)},
+            "chronos-bolt": {"path": str(chronos_bolt_dir)},
         },
     )
-    assert len(reports) == 3
+    assert len(reports) == 5

@@ -72,33 +72,15 @@ def to_panel(data) -> dict[str, pd.Series]:
     )
 
 
-def _read_csv(path: Path) -> dict[str, pd.Series]:
-    """Wide (a date column, then one column per series) or long (columns
-    ``series``/``unique_id``, a date column and one value column) CSV."""
-    frame = pd.read_csv(path)
-    id_column = next((c for c in ("series", "unique_id", "id") if c in frame), None)
-    date_column = next(
-        (c for c in frame.columns if str(c).lower() in ("date", "ds", "time", "month")),
-        frame.columns[0] if id_column != frame.columns[0] else frame.columns[1],
-    )
-    dates = pd.DatetimeIndex(pd.to_datetime(frame[date_column]), name="date")
-    if id_column is not None:
-        values = [c for c in frame.columns if c not in (id_column, date_column)][0]
-        wide = frame.assign(**{date_column: dates}).pivot(
-            index=date_column, columns=id_column, values=values
-        )
-    else:
-        wide = frame.drop(columns=[date_column]).set_index(dates)
-    index = wide.index
-    freq = pd.infer_freq(index) if len(index) >= 3 else None
-    if freq is not None and freq.split("-")[0] in ("M", "MS", "ME"):
-        wide.index = index.to_period("M")
-    elif freq is not None:
-        wide = wide.asfreq(freq)
-    return to_panel(wide)
+FILE_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq")
 
 
-def load_panel(data, frequency: str | None = None) -> dict[str, pd.Series]:
+def load_panel(
+    data,
+    frequency: str | None = None,
+    missing: str = "fill",
+    notes: list | None = None,
+) -> dict[str, pd.Series]:
     """Resolve ``data`` into a panel.
 
     ``data`` may be ``"monthly"`` (Brent, WTI, Henry Hub and gold from
@@ -106,16 +88,23 @@ def load_panel(data, frequency: str | None = None) -> dict[str, pd.Series]:
     ``"pinksheet"`` (the 63 complete series of the World Bank Pink Sheet,
     monthly, 1960-2011: :func:`pricetune.datasets.load_pinksheet`), a
     built-in dataset name or comma-separated names (at ``frequency``,
-    monthly by default), the path of a CSV file, or data as accepted by
-    :func:`to_panel`.
+    monthly by default), the path of a CSV or Parquet file (read by
+    :func:`pricetune.reading.read_prices` with ``frequency`` and the
+    ``missing`` policy; what the reader did is appended to ``notes``), or
+    data as accepted by :func:`to_panel`.
     """
     from pricetune.datasets import load_dataset, load_pinksheet
 
     if not isinstance(data, str | Path):
         return to_panel(data)
     text = str(data)
-    if text.lower().endswith(".csv") or Path(text).is_file():
-        return _read_csv(Path(text))
+    if text.lower().endswith(FILE_SUFFIXES) or Path(text).is_file():
+        from pricetune.reading import read_prices, to_panel_dict
+
+        frame = read_prices(text, freq=frequency, missing=missing)
+        if notes is not None:
+            notes.extend(frame.attrs["notes"])
+        return to_panel_dict(frame)
     if text.lower() == "pinksheet":
         return to_panel(load_pinksheet())
     if text in ("monthly", "daily"):
@@ -183,6 +172,7 @@ def rolling_splits(
     cutoffs,
     horizon: int,
     min_train: int | None = None,
+    notes: list | None = None,
 ) -> list[Split]:
     """Every (series, origin) pair that has at least ``min_train`` values
     (default ``3 * horizon``) up to the cut-off, ends exactly at the cut-off
@@ -192,7 +182,8 @@ def rolling_splits(
     with a gap in its test window (a missing month, say) is left out at
     that origin rather than scored against the wrong actuals. The steps are
     the series' own (its index's frequency) or, without one, the panel's
-    calendar (every time point of any series).
+    calendar (every time point of any series). Each pair left out is a line
+    in ``notes`` (when given), saying why.
     """
     min_train = 3 * int(horizon) if min_train is None else int(min_train)
     calendar = _calendar(panel)
@@ -200,13 +191,19 @@ def rolling_splits(
     for cutoff in cutoffs:
         for name, series in panel.items():
             train, test = train_test(series, cutoff, horizon)
-            if len(train) < min_train or len(test) < horizon:
-                continue
-            if train.index[-1] != cutoff:
-                continue  # the series has no value at the cut-off itself
-            if not test.index.equals(_next_steps(series, calendar, cutoff, horizon)):
-                continue  # a gap in the test window
-            splits.append(Split(name, cutoff, train, test))
+            reason = None
+            if len(train) < min_train:
+                reason = f"{len(train)} values up to it, fewer than {min_train}"
+            elif len(test) < horizon:
+                reason = f"{len(test)} actuals after it, fewer than {horizon}"
+            elif train.index[-1] != cutoff:
+                reason = "no value at the cut-off itself"
+            elif not test.index.equals(_next_steps(series, calendar, cutoff, horizon)):
+                reason = "a gap in the test window"
+            if reason is None:
+                splits.append(Split(name, cutoff, train, test))
+            elif notes is not None:
+                notes.append(f"{name} at origin {cutoff} left out: {reason}")
     return splits
 
 

@@ -60,6 +60,23 @@ class SeriesStore:
     def lengths(self) -> np.ndarray:
         return np.diff(self.offsets)
 
+    def to_panel(self) -> dict:
+        """``{name: Series}``: every stored series on its own time index
+        (for plots; a single series is named by y's name, or ``"y"``)."""
+        out = {}
+        for s, end in enumerate(self.ends):
+            values = self.values[self.offsets[s] : self.offsets[s + 1]]
+            n = len(values)
+            if isinstance(end, pd.Period):
+                index = pd.period_range(end=end, periods=n, freq=end.freq)
+            elif isinstance(end, pd.Timestamp):
+                index = pd.date_range(end=end, periods=n, freq=self.freq)
+            else:
+                index = pd.RangeIndex(int(end) - n + 1, int(end) + 1)
+            name = self.instances[s] if self.is_panel else (self.name or "y")
+            out[str(name)] = pd.Series(values.astype(np.float64), index=index)
+        return out
+
     def equals(self, other: SeriesStore) -> bool:
         """Whether ``other`` holds exactly the same data (values bitwise,
         the same time points, names and covariates)."""

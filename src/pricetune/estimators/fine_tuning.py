@@ -278,21 +278,15 @@ class FineTuningMixin:
 
     def _restore_model(self, config: TrainingConfig, state: dict, weights) -> None:
         """Assemble the model :meth:`_model_state` describes (no training)
-        and load the weights file ``weights`` into it, strictly."""
-        from safetensors.torch import load_model
-
+        and load the saved ``weights`` into it, strictly (a full file of a
+        version 1 save, or the trained tensors over the checked base ones:
+        :func:`pricetune.persistence.weights.load_weights`)."""
         from pricetune.nn.build import member_seeds
         from pricetune.persistence.codec import decode_frame
-        from pricetune.persistence.errors import PersistenceError
+        from pricetune.persistence.weights import load_weights
 
         self._assemble(config, state["horizon"], state["n_covariate_features"])
-        try:
-            load_model(self.model_, str(weights), strict=True)
-        except RuntimeError as error:
-            raise PersistenceError(
-                "the saved weights do not fit the model that the saved parameters "
-                f"and the installed components build: {error}"
-            ) from error
+        load_weights(self.model_, weights)
         self._seed = state["seed"]
         self._seeds = member_seeds(self._seed, len(self._seeds))
         self._n_updates = state["n_updates"]

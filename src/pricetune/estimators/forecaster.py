@@ -341,6 +341,48 @@ class FineTunedPriceForecaster(FineTuningMixin, BaseForecaster):
         values = self._quantiles_from(outputs, alpha)
         return pd.DataFrame(values, index=index, columns=columns)
 
+    # ----------------------------------------------------------------- plot
+    def plot(
+        self,
+        y=None,
+        *,
+        fh=None,
+        coverage: float = 0.8,
+        series=None,
+        n_history: int | None = None,
+        unit: str | None = None,
+    ):
+        """Plot the fitted forecaster's forecast: the recent history, the
+        median and its ``coverage`` interval; one axis per series (a grid
+        for a panel, at most 16; ``series=`` picks names). ``y`` is the
+        history to draw (default: the data the forecaster was fitted on);
+        ``fh`` defaults to the fitted one. Returns the matplotlib figure.
+
+        >>> figure = forecaster.plot(series=["copper", "zinc"])  # doctest: +SKIP
+        >>> figure.savefig("forecast.png")                       # doctest: +SKIP
+        """
+        from pricetune.backtesting.splitter import to_panel
+        from pricetune.plotting import forecast_frame, plot_forecasts, split_forecasts
+
+        self.check_is_fitted()
+        history = self._store.to_panel() if y is None else to_panel(y)
+        table = forecast_frame(self, self.fh if fh is None else fh, coverage)
+        forecasts = split_forecasts(table, history)
+        if series is not None:
+            wanted = [series] if isinstance(series, str) else list(series)
+            unknown = [name for name in wanted if name not in forecasts]
+            if unknown:
+                raise ValueError(
+                    f"series {unknown} not forecast; known: {list(forecasts)}"
+                )
+            forecasts = {name: forecasts[name] for name in wanted}
+        if unit is None:
+            units = {s.attrs.get("unit") for s in history.values()} - {None}
+            unit = units.pop() if len(units) == 1 else None
+        return plot_forecasts(
+            history, forecasts, coverage=coverage, unit=unit, n_history=n_history
+        )
+
     # --------------------------------------------------------------- update
     def _update(self, y, X=None, update_params=True):
         self._store = self._store.append(y, X)

@@ -12,17 +12,23 @@ Two ways, with different trade-offs:
   ``FineTunedPriceForecaster.load(path)`` and ``regressor.save(path)`` /
   ``FineTunedPriceRegressor.load(path)``): a directory with
   ``model.safetensors`` and ``pricetune.json``; loading never unpickles
-  (see :mod:`pricetune.persistence.safe_format`).
+  (see :mod:`pricetune.persistence.safe_format`). It stores the tensors
+  the fit made, not the frozen pretrained weights: those are recorded by
+  source and SHA-256, and checked when the model loads
+  (:mod:`pricetune.persistence.weights`).
 
 The package holds one module per job: :mod:`~pricetune.persistence.pickling`,
 :mod:`~pricetune.persistence.restore` (rebuilding a fit through ``fit``),
-:mod:`~pricetune.persistence.codec` (pandas and parameters as JSON) and
+:mod:`~pricetune.persistence.codec` (pandas and parameters as JSON),
+:mod:`~pricetune.persistence.weights` (which tensors a save stores, and the
+check of the base weights it leaves out) and
 :mod:`~pricetune.persistence.safe_format`. Each estimator owns its fitted
 state (``_fitted_state``, ``_restore_fitted``, ``_refit_from_save``).
 Nothing heavy is imported until used.
 """
 
 from pricetune.persistence.errors import (
+    BaseWeightsError,
     MissingComponentError,
     PersistenceError,
     PersistenceWarning,
@@ -39,6 +45,7 @@ from pricetune.persistence.safe_format import (
 )
 
 __all__ = [
+    "BaseWeightsError",
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "METADATA_FILE",

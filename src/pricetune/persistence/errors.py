@@ -11,5 +11,11 @@ class MissingComponentError(PersistenceError):
     """A saved model needs a component that no installed plugin provides."""
 
 
+class BaseWeightsError(PersistenceError):
+    """The base weights a save left out (the pretrained weights, and what
+    training left as it was built) differ from those the installed
+    components build: another version of the weights package, say."""
+
+
 class PersistenceWarning(UserWarning):
     """Something differs between where a model was saved and where it loads."""

@@ -1,27 +1,37 @@
 """The safe format: a directory with ``model.safetensors`` (the model's
-weights) and ``pricetune.json`` (parameters, the components' provenance
-and the fitted state). Loading reads JSON and safetensors only; it never
-unpickles.
+weights) and ``pricetune.json`` (parameters, the components' provenance,
+the fitted state and a reference to the base weights). Loading reads JSON
+and safetensors only; it never unpickles.
 
-The model is rebuilt from the installed components and the weights are
-loaded into it strictly (``safetensors.torch.save_model`` / ``load_model``,
-which also keep tied weights tied). The estimator's sktime or scikit-learn
-fitted state is rebuilt through its ordinary ``fit`` on stand-in data, in
-which the restore hook (:mod:`pricetune.persistence.restore`) replaces
-training. Each estimator says what it stores: ``_fitted_state()`` (JSON),
-``_refit_from_save(fitted)`` (the stand-in fit) and
-``_restore_fitted(fitted, model_state, weights)``.
+Format version 2 stores only the tensors the fit made: for a LoRA model
+over pretrained MiniLM, the adapters, the patch embedding and the head,
+not the frozen pretrained weights. ``pricetune.json`` records the tensors
+left out (the *base*: bitwise what the model rebuilt from the installed
+components holds), where their pretrained weights came from (the package
+and version that ship them, or the checkpoint directory) and their SHA-256;
+:mod:`pricetune.persistence.weights` has the rule and its reasons. Format
+version 1 (pricetune 0.1.0) stored every tensor; such saves still load.
+
+The model is rebuilt from the installed components; loading checks that
+its base tensors hash as recorded (else
+:class:`~pricetune.persistence.errors.BaseWeightsError` names the weights
+saved against and those installed) and loads the saved tensors on top,
+strictly: every saved tensor must be in the model with its dtype and shape,
+every other tensor of the model must be a recorded base tensor. Tied
+weights are stored once (``safetensors.torch.save_model``) and tied again.
+The estimator's sktime or scikit-learn fitted state is rebuilt through its
+ordinary ``fit`` on stand-in data, in which the restore hook
+(:mod:`pricetune.persistence.restore`) replaces training. Each estimator
+says what it stores: ``_fitted_state()`` (JSON), ``_refit_from_save(fitted)``
+(the stand-in fit) and ``_restore_fitted(fitted, model_state, weights)``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import importlib
-import importlib.metadata
 import json
 import os
-import platform
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -34,10 +44,18 @@ from pricetune.persistence.errors import (
     PersistenceWarning,
 )
 from pricetune.persistence.restore import restoring
+from pricetune.persistence.weights import (
+    SavedWeights,
+    library_versions,
+    saved_bytes,
+    split_state,
+    write_weights,
+)
+from pricetune.registry import plural
 from pricetune.training.config import MODEL_COMPONENTS
 
 FORMAT_NAME = "pricetune"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 WEIGHTS_FILE = "model.safetensors"
 METADATA_FILE = "pricetune.json"
 
@@ -109,9 +127,17 @@ def _write_atomically(path: Path, write: Callable[[Path], None]) -> None:
         temporary.unlink(missing_ok=True)
 
 
-def save(estimator, path) -> Path:
+def save(estimator, path, *, include_base: bool = False) -> Path:
     """Save a fitted estimator in the safe format: a directory ``path``
     (created if needed) holding ``model.safetensors`` and ``pricetune.json``.
+
+    ``model.safetensors`` holds the tensors the fit made; the base weights
+    it leaves out (the frozen pretrained weights, and whatever else is
+    bitwise as the installed components build it) are recorded in
+    ``pricetune.json`` by source and SHA-256, and :func:`load` checks them
+    (see :mod:`pricetune.persistence.weights`). With ``include_base=True``
+    every tensor is stored, as pricetune 0.1.0 did (a larger save that
+    does not check the installed pretrained weights).
 
     Existing files of those names are replaced; nothing else in the directory
     is touched. Returns the directory. ``callbacks`` are not saved (a
@@ -128,8 +154,6 @@ def save(estimator, path) -> Path:
         each, an index type other than period, datetime or integer...). Panel
         fits (one model for all series) are saved.
     """
-    from safetensors.torch import save_model
-
     import pricetune
 
     _check_savable_class(type(estimator))
@@ -151,6 +175,13 @@ def save(estimator, path) -> Path:
         name: None if name == "callbacks" else json_value(value, name)
         for name, value in params.items()
     }
+    model_state = estimator._model_state()
+    # the base is found by rebuilding the model from exactly what load reads
+    tensors, base = split_state(
+        estimator,
+        *json.loads(json.dumps([params, fitted, model_state], allow_nan=False)),
+        include_base=include_base,
+    )
     document = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
@@ -158,27 +189,23 @@ def save(estimator, path) -> Path:
         "estimator": estimator_name(type(estimator)),
         "params": params,
         "components": _components(estimator),
-        "model": estimator._model_state(),
+        "model": model_state,
         "fitted": fitted,
-        "saved_with": _versions(),
+        "saved_with": library_versions(),
     }
     directory = Path(path)
     if directory.exists() and not directory.is_dir():
         raise PersistenceError(f"{directory} exists and is not a directory")
     directory.mkdir(parents=True, exist_ok=True)
     weights = directory / WEIGHTS_FILE
-
-    def write_weights(target: Path) -> None:
-        try:
-            save_model(estimator.model_, str(target), metadata={"format": "pt"})
-        except (RuntimeError, ValueError) as error:
-            raise PersistenceError(
-                f"the model's weights cannot be saved in the safe format ({error}); "
-                "pickle or joblib the estimator instead"
-            ) from error
-
-    _write_atomically(weights, write_weights)
-    document["weights"] = {"file": WEIGHTS_FILE, "sha256": _sha256(weights)}
+    _write_atomically(weights, lambda target: write_weights(tensors, target))
+    document["weights"] = {
+        "file": WEIGHTS_FILE,
+        "sha256": _sha256(weights),
+        "tensors": len(tensors),
+        "bytes": saved_bytes(tensors),
+    }
+    document["base"] = base
     text = json.dumps(document, indent=1, allow_nan=False)
     _write_atomically(
         directory / METADATA_FILE, lambda target: target.write_text(text + "\n")
@@ -226,14 +253,35 @@ def _read_document(directory: Path) -> dict:
             f"this pricetune ({pricetune.__version__}) reads format versions up "
             f"to {FORMAT_VERSION}: upgrade pricetune to load it"
         )
-    missing = [
-        key
-        for key in ("estimator", "params", "components", "model", "fitted", "weights")
-        if key not in document
-    ]
+    keys = ["estimator", "params", "components", "model", "fitted", "weights"]
+    if version >= 2:
+        keys.append("base")  # the tensors left out of the weights file
+    missing = [key for key in keys if key not in document]
     if missing:
         raise PersistenceError(f"{path} is corrupt: it lacks {missing}")
+    if version >= 2 and not _well_formed_base(document["base"]):
+        raise PersistenceError(f"{path} is corrupt: its base entry is malformed")
     return document
+
+
+def _well_formed_base(base) -> bool:
+    """``{"parts": {part: {"sha256": str, "tensors": {name: [dtype, shape]}}}}``"""
+    parts = base.get("parts") if isinstance(base, dict) else None
+    if not isinstance(parts, dict):
+        return False
+    for record in parts.values():
+        if not isinstance(record, dict) or not isinstance(record.get("sha256"), str):
+            return False
+        tensors = record.get("tensors")
+        if not isinstance(tensors, dict) or not all(
+            isinstance(spec, list)
+            and len(spec) == 2
+            and isinstance(spec[0], str)
+            and isinstance(spec[1], list)
+            for spec in tensors.values()
+        ):
+            return False
+    return True
 
 
 def _check_device(device, directory: Path) -> None:
@@ -332,6 +380,10 @@ def load(path, *, device: str | None = None, expected: type | None = None):
             f"take: {error}"
         ) from error
     weights = _check_weights(directory, document["weights"])
+    if document["format_version"] >= 2:
+        # the tensors the fit made, checked against the base weights when
+        # loaded (format version 1: a path, to a file with every tensor)
+        weights = SavedWeights(directory, weights, document, estimator)
     fitted = document["fitted"]
 
     def restore() -> None:
@@ -345,20 +397,15 @@ def load(path, *, device: str | None = None, expected: type | None = None):
             f"{directory / METADATA_FILE} is corrupt: a missing or malformed "
             f"entry ({type(error).__name__}: {error})"
         ) from error
+    finally:
+        if isinstance(weights, SavedWeights):
+            weights.close()
     if not pending[2]:
         raise PersistenceError(
             f"{cls.__name__}.fit did not call pricetune.persistence."
             "pending_restore, so the saved fit could not be restored"
         )
     return estimator
-
-
-def _versions() -> dict:
-    found = {"python": platform.python_version()}
-    for distribution in ("pricetune", "torch", "sktime", "peft", "transformers"):
-        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-            found[distribution] = importlib.metadata.version(distribution)
-    return found
 
 
 def _components(estimator) -> dict:
@@ -410,7 +457,7 @@ def _check_components(saved: dict, params: dict) -> None:
                     + f", which is not installed here: pip install {distribution}"
                 )
             raise MissingComponentError(
-                f"{kind} {name!r} {hint}. Installed {kind}s: "
+                f"{kind} {name!r} {hint}. Installed {plural(kind)}: "
                 + ", ".join(registry.names())
             )
         info = registry.info(name)

@@ -6,6 +6,8 @@ group:
 * backbone ``"patchtst"``: :class:`.backbones.PatchTSTBackbone`
 * backbone ``"patchtsmixer"``: :class:`.backbones.PatchTSMixerBackbone`
 * backbone ``"timesfm"``: :class:`.backbones.TimesFmBackbone`
+* backbone ``"chronos"``: :class:`.backbones.ChronosBackbone`
+* backbone ``"chronos-bolt"``: :class:`.backbones.ChronosBoltBackbone`
 
 Importing this package is cheap; transformers loads when a backbone is built.
 """

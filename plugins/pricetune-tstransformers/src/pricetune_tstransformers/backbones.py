@@ -20,6 +20,14 @@ patch raw series themselves, so each backbone keeps the model's transformer
   ``patch_length`` must equal the checkpoint's; ``body`` holds the frequency
   embedding, the sinusoidal positions and the causal decoder layers. TimesFM's
   own per-series normalisation is replaced by pricetune's.
+* **Chronos** (the original, T5-based): ``body`` is the checkpoint's T5
+  encoder, fed through ``inputs_embeds``; ``embedding`` is a new
+  ``Linear(patch_length, d_model)``, since Chronos embeds tokens (quantised
+  values), not patches.
+* **Chronos-Bolt**: ``embedding`` is the checkpoint's input residual block
+  (patch values and an all-ones observed mask in), so ``patch_length`` must
+  equal the checkpoint's ``input_patch_size``; ``body`` is its T5 encoder,
+  with the ``[REG]`` token appended as Chronos-Bolt does.
 
 Nothing is downloaded: checkpoints are read from local directories only,
 through pricetune's public Hugging Face helpers
@@ -28,6 +36,7 @@ through pricetune's public Hugging Face helpers
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -353,3 +362,282 @@ class TimesFmBackbone(Backbone):
 
     def forward(self, patches: torch.Tensor) -> torch.Tensor:
         return self.body(self.embedding(patches))
+
+
+# --------------------------------------------------------------------------
+# Chronos and Chronos-Bolt (Ansari et al. 2024), both T5-based
+# --------------------------------------------------------------------------
+_CHRONOS_ARCHITECTURES = {
+    "T5ForConditionalGeneration": "chronos",
+    "ChronosBoltModelForForecasting": "chronos-bolt",
+}
+
+
+def _chronos_checkpoint(path, name: str):
+    """The checkpoint directory and its ``T5Config``, checked to be the kind
+    of Chronos model backbone ``name`` reads."""
+    from transformers import T5Config
+
+    if path is None:
+        raise ValueError(
+            f"backbone {name!r} needs backbone_kwargs={{'path': <local "
+            f"{'Chronos-Bolt' if name == 'chronos-bolt' else 'Chronos'} checkpoint "
+            "directory>}; pricetune never downloads weights"
+        )
+    path = checkpoint_directory(path, name)
+    raw = json.loads((path / "config.json").read_text())
+    chronos = raw.get("chronos_config")
+    if raw.get("model_type") != "t5" or not isinstance(chronos, dict):
+        raise ValueError(
+            f"backbone {name!r}: the checkpoint at {path} is not a Chronos "
+            "checkpoint (its config.json needs model_type 't5' and a chronos_config)"
+        )
+    architecture = (raw.get("architectures") or [None])[0]
+    if architecture is None:  # an old config: Bolt's reads patches
+        kind = "chronos-bolt" if "input_patch_size" in chronos else "chronos"
+    else:
+        kind = _CHRONOS_ARCHITECTURES.get(architecture)
+    if kind is None:
+        raise ValueError(
+            f"backbone {name!r}: the checkpoint at {path} is a {architecture}, not "
+            "a Chronos (T5ForConditionalGeneration) or Chronos-Bolt "
+            "(ChronosBoltModelForForecasting) checkpoint"
+        )
+    if kind != name:
+        what = "a Chronos-Bolt" if kind == "chronos-bolt" else "an original Chronos"
+        raise ValueError(
+            f"backbone {name!r}: the checkpoint at {path} is {what} checkpoint "
+            f"({architecture or 'by its chronos_config'}); use backbone {kind!r}"
+        )
+    return path, T5Config.from_pretrained(path, local_files_only=True)
+
+
+def _chronos_encoder(settings, path, pretrained: bool, n_layers, name: str):
+    """The checkpoint's T5 encoder (``T5EncoderModel``: the decoder and the
+    rest are not loaded), cut to ``n_layers`` blocks, in float32."""
+    from transformers import T5EncoderModel
+
+    cut_layers(settings, "num_layers", n_layers, name)
+    # a checkpoint saved in bfloat16 loads as such; the contract is float32
+    return load_model(T5EncoderModel, settings, path, pretrained).float()
+
+
+def _checkpoint_tensors(path: Path, prefix: str, name: str) -> dict:
+    """The tensors whose names start with ``prefix`` in the checkpoint's
+    weights (``model.safetensors``, sharded safetensors or
+    ``pytorch_model.bin``), keyed without the prefix, in float32."""
+    index = path / "model.safetensors.index.json"
+    if (path / "model.safetensors").is_file():
+        files = [path / "model.safetensors"]
+    elif index.is_file():
+        weight_map = json.loads(index.read_text())["weight_map"]
+        files = sorted(
+            {path / f for k, f in weight_map.items() if k.startswith(prefix)}
+        )
+    elif (path / "pytorch_model.bin").is_file():
+        files = [path / "pytorch_model.bin"]
+    else:
+        raise FileNotFoundError(
+            f"backbone {name!r}: the checkpoint at {path} has no weights "
+            "(model.safetensors or pytorch_model.bin)"
+        )
+    tensors = {}
+    for file in files:
+        if file.suffix == ".safetensors":
+            from safetensors import safe_open
+
+            with safe_open(file, framework="pt") as weights:
+                for key in weights.keys():
+                    if key.startswith(prefix):
+                        tensors[key[len(prefix) :]] = weights.get_tensor(key)
+        else:
+            state = torch.load(file, map_location="cpu", weights_only=True)
+            tensors.update(
+                (key[len(prefix) :], value)
+                for key, value in state.items()
+                if key.startswith(prefix)
+            )
+    return {key: value.float() for key, value in tensors.items()}
+
+
+class ChronosBackbone(Backbone):
+    """The T5 encoder of an original Chronos checkpoint (Ansari et al. 2024).
+
+    Parameters
+    ----------
+    path : str or Path
+        a local Chronos checkpoint directory (``config.json`` with
+        ``architectures: ["T5ForConditionalGeneration"]`` and a
+        ``chronos_config``, and its weights), e.g. a saved
+        ``amazon/chronos-t5-small``. Required.
+    pretrained : bool, default True
+        ``False`` builds the checkpoint's architecture from random weights.
+    n_layers : int, optional
+        keep only the first ``n_layers`` encoder blocks.
+
+    Chronos reads a series as tokens, its values scaled and quantised into
+    bins, so its token embedding cannot take real-valued patches: the
+    ``embedding`` is a new ``Linear(patch_length, d_model)`` and the
+    encoder (its relative positions included) reads what it makes, through
+    ``inputs_embeds``. The decoder, which generates tokens, is not used.
+    """
+
+    position_embedding_names = ("relative_attention_bias",)
+    lora_target_modules = ["q", "v"]
+
+    def __init__(
+        self,
+        *,
+        patch_length: int,
+        n_patches: int,
+        path: str | Path | None = None,
+        pretrained: bool = True,
+        n_layers: int | None = None,
+    ):
+        super().__init__()
+        path, settings = _chronos_checkpoint(path, "chronos")
+        model = _chronos_encoder(settings, path, pretrained, n_layers, "chronos")
+        self.path = path
+        self.hidden_size = int(settings.d_model)
+        # new: Chronos's token embedding (shared.weight) maps bin ids, not
+        # real-valued patches, so it is of no use here and stays unused
+        self.embedding = nn.Linear(patch_length, self.hidden_size)
+        self.body = model
+
+    def forward(self, patches: torch.Tensor) -> torch.Tensor:
+        return self.body(inputs_embeds=self.embedding(patches)).last_hidden_state
+
+
+class _ChronosBoltPatchEmbedding(nn.Module):
+    """Chronos-Bolt's ``input_patch_embedding`` (its ``ResidualBlock``, with
+    the same parameter names): a patch and its all-ones observed mask in,
+    concatenated in that order, one token out."""
+
+    def __init__(
+        self, patch_size: int, hidden: int, width: int, activation: str, dropout: float
+    ):
+        super().__init__()
+        from transformers.activations import ACT2FN
+
+        self.dropout = nn.Dropout(dropout)
+        self.hidden_layer = nn.Linear(2 * patch_size, hidden)
+        self.act = ACT2FN[activation]
+        self.output_layer = nn.Linear(hidden, width)
+        self.residual_layer = nn.Linear(2 * patch_size, width)
+
+    def forward(self, patches: torch.Tensor) -> torch.Tensor:
+        # pricetune's patches are all observed: mask of ones
+        inputs = torch.cat([patches, torch.ones_like(patches)], dim=-1)
+        hidden = self.act(self.hidden_layer(inputs))
+        return self.dropout(self.output_layer(hidden)) + self.residual_layer(inputs)
+
+
+class ChronosBoltBackbone(Backbone):
+    """The patch embedding and T5 encoder of a Chronos-Bolt checkpoint.
+
+    Parameters
+    ----------
+    path : str or Path
+        a local Chronos-Bolt checkpoint directory (``config.json`` with
+        ``architectures: ["ChronosBoltModelForForecasting"]`` and a
+        ``chronos_config``, and its weights), e.g. a saved
+        ``amazon/chronos-bolt-small``. Required.
+    pretrained : bool, default True
+        ``False`` builds the checkpoint's architecture from random weights.
+    n_layers : int, optional
+        keep only the first ``n_layers`` encoder blocks.
+
+    The ``embedding`` is the checkpoint's input residual block, fed each
+    patch with an all-ones observed mask, as Chronos-Bolt feeds the patches
+    of a series without missing values; so the forecaster's
+    ``patch_length`` must equal the checkpoint's ``input_patch_size`` (16
+    for the published models), and ``patch_stride=patch_length`` matches how
+    it was trained. The ``body`` is the T5 encoder; with ``use_reg_token``
+    the ``[REG]`` token is appended after the patches, as in Chronos-Bolt,
+    and its output dropped. Chronos-Bolt's scaling is replaced by
+    pricetune's normalisation, whose default standardises each window as
+    Chronos-Bolt does (mean and population standard deviation); its decoder
+    and output block are not used: pricetune's head forecasts.
+    """
+
+    position_embedding_names = ("relative_attention_bias",)
+    lora_target_modules = ["q", "v"]
+
+    def __init__(
+        self,
+        *,
+        patch_length: int,
+        n_patches: int,
+        path: str | Path | None = None,
+        pretrained: bool = True,
+        n_layers: int | None = None,
+    ):
+        super().__init__()
+        path, settings = _chronos_checkpoint(path, "chronos-bolt")
+        chronos = settings.chronos_config
+        patch_size = int(chronos["input_patch_size"])
+        if patch_length != patch_size:
+            stride = chronos.get("input_patch_stride", patch_size)
+            raise ValueError(
+                f"backbone 'chronos-bolt': the checkpoint at {path} reads patches "
+                f"of {patch_size} values; set the forecaster's patch_length="
+                f"{patch_size} (and patch_stride={stride}), got patch_length="
+                f"{patch_length}"
+            )
+        self.embedding = _ChronosBoltPatchEmbedding(
+            patch_size,
+            int(settings.d_ff),
+            int(settings.d_model),
+            settings.dense_act_fn,
+            float(settings.dropout_rate),
+        )
+        if pretrained:
+            self._load_embedding(path)
+        else:
+            self._init_embedding(float(settings.initializer_factor), patch_size)
+        self.use_reg_token = bool(chronos.get("use_reg_token", False))
+        # Chronos-Bolt sets reg_token_id = 1 (0 starts the decoder)
+        reg_token_id = getattr(settings, "reg_token_id", None)
+        self.reg_token_id = 1 if reg_token_id is None else int(reg_token_id)
+        self.body = _chronos_encoder(
+            settings, path, pretrained, n_layers, "chronos-bolt"
+        )
+        self.path = path
+        self.hidden_size = int(settings.d_model)
+
+    def _load_embedding(self, path: Path) -> None:
+        tensors = _checkpoint_tensors(path, "input_patch_embedding.", "chronos-bolt")
+        missing = sorted(set(self.embedding.state_dict()) - set(tensors))
+        if missing:
+            raise ValueError(
+                f"backbone 'chronos-bolt': the checkpoint at {path} lacks "
+                f"input_patch_embedding weights {missing}"
+            )
+        try:
+            self.embedding.load_state_dict(tensors, strict=True)
+        except RuntimeError as error:
+            raise ValueError(
+                f"backbone 'chronos-bolt': the checkpoint at {path} has an "
+                f"input_patch_embedding that does not fit its config: {error}"
+            ) from error
+
+    def _init_embedding(self, factor: float, patch_size: int) -> None:
+        """Chronos-Bolt's own initialisation of the residual block."""
+        block = self.embedding
+        with torch.no_grad():
+            for layer, fan_in in [
+                (block.hidden_layer, 2 * patch_size),
+                (block.residual_layer, 2 * patch_size),
+                (block.output_layer, block.output_layer.in_features),
+            ]:
+                layer.weight.normal_(0.0, factor * fan_in**-0.5)
+                layer.bias.zero_()
+
+    def forward(self, patches: torch.Tensor) -> torch.Tensor:
+        hidden = self.embedding(patches)
+        if not self.use_reg_token:
+            return self.body(inputs_embeds=hidden).last_hidden_state
+        tokens = self.body.get_input_embeddings().weight  # body may be wrapped
+        reg = tokens[self.reg_token_id].to(hidden.dtype)
+        hidden = torch.cat([hidden, reg.expand(hidden.shape[0], 1, -1)], dim=1)
+        return self.body(inputs_embeds=hidden).last_hidden_state[:, :-1]

@@ -10,6 +10,8 @@ PRICETUNE_PLUGIN_API = "1.0"
 @pricetune.hookimpl
 def register_backbones(registry):
     from pricetune_tstransformers.backbones import (
+        ChronosBackbone,
+        ChronosBoltBackbone,
         PatchTSMixerBackbone,
         PatchTSTBackbone,
         TimesFmBackbone,
@@ -18,3 +20,5 @@ def register_backbones(registry):
     registry.add("patchtst", PatchTSTBackbone)
     registry.add("patchtsmixer", PatchTSMixerBackbone)
     registry.add("timesfm", TimesFmBackbone)
+    registry.add("chronos", ChronosBackbone)
+    registry.add("chronos-bolt", ChronosBoltBackbone)

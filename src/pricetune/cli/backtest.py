@@ -1,89 +1,11 @@
-"""The ``pricetune`` command: ``pricetune demo``, ``pricetune backtest`` and
-``pricetune plugins``."""
+"""``pricetune backtest``: the rolling-origin backtest of the command
+line, and ``--suite``, the runs behind docs/accuracy.md."""
 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 
-
-def _demo(args: argparse.Namespace) -> int:
-    from pricetune.demo import plot_demo, run_demo
-
-    params = {}
-    if args.quick:
-        # a smoke run: the same pipeline with a 1-layer MiniLM and few epochs
-        params = {"backbone_kwargs": {"n_layers": 1}, "max_epochs": 3}
-    result = run_demo(
-        holdout=args.holdout,
-        max_epochs=args.max_epochs,
-        random_state=args.seed,
-        device=args.device,
-        verbose=0 if args.no_progress else 1,
-        forecaster_params=params,
-    )
-    train, test = result.y_train.index, result.y_test.index
-    print(
-        f"\nBrent monthly: trained on {train[0]}..{train[-1]}, "
-        f"tested on the {len(test)} months to {test[-1]}\n"
-    )
-    print(result.table.to_string(float_format=lambda v: f"{v:.3f}"))
-    for note in result.notes:
-        print(f"note: {note}")
-    path = plot_demo(result, args.output)
-    print(f"\nplot written to {path}")
-    return 0
-
-
-def _plugins(args: argparse.Namespace) -> int:
-    from pricetune.plugins import broken_plugins, list_components
-
-    rows = [
-        {
-            "kind": info.kind,
-            "name": info.name,
-            "distribution": info.distribution,
-            "version": info.version,
-            "class": info.class_path,
-        }
-        for info in list_components()
-    ]
-    broken = [vars(plugin) for plugin in broken_plugins()]
-    if args.json:
-        print(json.dumps({"components": rows, "broken": broken}, indent=2))
-        return 0
-    columns = ["kind", "name", "distribution", "version", "class"]
-    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
-    print("  ".join(c.ljust(widths[c]) for c in columns))
-    for row in rows:
-        print("  ".join(str(row[c]).ljust(widths[c]) for c in columns))
-    for plugin in broken:
-        print(
-            f"skipped plugin {plugin['name']!r} ({plugin['distribution']}) at "
-            f"{plugin['stage']}: {plugin['error']}"
-        )
-    return 0
-
-
-def _parse_value(text: str):
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
-def _backtest_params(args: argparse.Namespace) -> dict:
-    params = {}
-    for item in args.param or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--param takes KEY=VALUE, got {item!r}")
-        params[key.strip()] = _parse_value(value)
-    if args.max_epochs is not None:
-        params["max_epochs"] = args.max_epochs
-    return params
-
+from pricetune.cli.params import parse_params
 
 # the runs behind docs/accuracy.md: (label, data, horizon, step)
 SUITE = (
@@ -112,17 +34,23 @@ def _run_backtest(args, label, data, horizon, step, models, ablation, output):
         "step": step,
         "gap": gap,
         "frequency": args.frequency,
+        "missing": args.missing,
         "quick": args.quick,
         "seed": args.seed,
         "device": args.device,
         "dm_loss": args.dm_loss,
         "output_dir": output,
+        "resume": not args.fresh,
         "plots": not args.no_plots,
         "verbose": args.verbose,
     }
     if label == "daily" or args.frequency == "daily" or data == "daily":
         common["max_history"] = DAILY_HISTORY
-    params = _backtest_params(args)
+    params, model_params = parse_params(args.param, models)
+    if args.max_epochs is not None:
+        params["max_epochs"] = args.max_epochs
+    if model_params:
+        common["model_params"] = model_params
     if ablation:
         backbone_kwargs = (
             {"n_layers": args.ablation_layers} if args.ablation_layers else None
@@ -139,9 +67,14 @@ def _run_backtest(args, label, data, horizon, step, models, ablation, output):
     else:
         result = backtest(data, models, params=params, **common)
     cutoffs = ", ".join(str(c) for c in result.cutoffs)
+    series = result.config["series"]
+    shown = ", ".join(series[:8]) + (
+        f" and {len(series) - 8} more" if len(series) > 8 else ""
+    )
+    n = len(result.cutoffs)
     print(
-        f"\n{label}: {', '.join(result.config['series'])}; horizon {horizon}; "
-        f"{len(result.cutoffs)} origins ({cutoffs})\n"
+        f"\n{label}: {len(series)} series ({shown}); horizon {horizon}; "
+        f"{n} origin{'s' if n != 1 else ''} ({cutoffs})\n"
     )
     print(result.to_string())
     for note in result.notes:
@@ -151,7 +84,7 @@ def _run_backtest(args, label, data, horizon, step, models, ablation, output):
     return result
 
 
-def _backtest(args: argparse.Namespace) -> int:
+def run_backtest(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     models = None
@@ -195,33 +128,14 @@ def _backtest(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="pricetune",
-        description="Fine-tune pretrained models to forecast commodity prices.",
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    demo = commands.add_parser(
-        "demo",
-        help="fine-tune on monthly Brent and compare with naive and AutoARIMA",
-    )
-    demo.add_argument("--holdout", type=int, default=12, help="months held out (12)")
-    demo.add_argument("--max-epochs", type=int, default=None, help="default: 30")
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--device", default="auto", help="auto, cpu, cuda...")
-    demo.add_argument("--output", default="pricetune-demo.png", help="PNG plot path")
-    demo.add_argument("--quick", action="store_true", help="1-layer MiniLM, 3 epochs")
-    demo.add_argument("--no-progress", action="store_true", help="no progress bar")
-    demo.set_defaults(run=_demo)
-
+def add_parser(commands) -> None:
     bt = commands.add_parser(
         "backtest",
         help="rolling-origin backtest of pricetune and baseline models",
         description=(
             "Rolling-origin (expanding window) backtest on shared cut-offs: "
             "relative MAE against no-change, MASE, sMAPE, MSPE ratio, "
-            "directional accuracy, weighted quantile loss, CRPS, 80%% coverage "
+            "directional accuracy, weighted quantile loss, CRPS, 80% coverage "
             "and a Diebold-Mariano test against no-change. Writes CSV, JSON and "
             "PNG plots to --output-dir."
         ),
@@ -234,7 +148,19 @@ def build_parser() -> argparse.ArgumentParser:
         "dataset names ('brent,wti') or a CSV file",
     )
     bt.add_argument(
-        "--frequency", default=None, help="for dataset names: monthly, weekly, daily"
+        "--frequency",
+        "--freq",
+        dest="frequency",
+        default=None,
+        help="monthly, weekly, daily...: of the dataset names, or overriding "
+        "the one inferred from a file",
+    )
+    bt.add_argument(
+        "--missing",
+        choices=["fill", "drop", "error"],
+        default="fill",
+        help="a file's missing values: fill (carry the last price forward; "
+        "default), drop (keep what follows a series' last gap) or error",
     )
     bt.add_argument(
         "--models",
@@ -285,32 +211,37 @@ def build_parser() -> argparse.ArgumentParser:
         "--param",
         action="append",
         metavar="KEY=VALUE",
-        help="FineTunedPriceForecaster parameter for the pricetune models "
-        "(repeatable; VALUE is JSON or a string)",
+        help="FineTunedPriceForecaster parameter for every pricetune model, "
+        "or MODEL:KEY=VALUE for one (repeatable; VALUE is JSON or a string)",
     )
-    bt.add_argument("--max-epochs", type=int, default=None)
-    bt.add_argument("--seed", type=int, default=0)
+    bt.add_argument(
+        "--max-epochs",
+        type=int,
+        default=None,
+        help="cap on the pricetune models' epochs",
+    )
+    bt.add_argument("--seed", type=int, default=0, help="random seed (0)")
     bt.add_argument("--device", default="auto", help="auto, cpu, cuda...")
-    bt.add_argument("--dm-loss", default="squared", choices=["squared", "absolute"])
+    bt.add_argument(
+        "--dm-loss",
+        default="squared",
+        choices=["squared", "absolute"],
+        help="loss of the Diebold-Mariano test (squared)",
+    )
     bt.add_argument(
         "--output-dir",
         default="pricetune-backtest",
         help="where CSV/JSON/PNG go ('-' for none)",
     )
-    bt.add_argument("--no-plots", action="store_true")
-    bt.add_argument("--verbose", type=int, default=1, help="1: a line per fit")
-    bt.set_defaults(run=_backtest)
-
-    plugins = commands.add_parser("plugins", help="list registered components")
-    plugins.add_argument("--json", action="store_true", help="machine-readable")
-    plugins.set_defaults(run=_plugins)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.run(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    bt.add_argument("--no-plots", action="store_true", help="no PNG plots")
+    bt.add_argument(
+        "--fresh",
+        action="store_true",
+        help="refit everything: ignore the finished fits checkpointed in "
+        "--output-dir (by default a run started again with the same output "
+        "directory continues where it stopped)",
+    )
+    bt.add_argument(
+        "--verbose", type=int, default=1, help="0: quiet, 1: a line per fit (default)"
+    )
+    bt.set_defaults(run=run_backtest)
