@@ -20,10 +20,10 @@ class UnknownComponentError(ValueError):
     """A component name that no installed plugin registered."""
 
 
-
 def plural(kind: str) -> str:
     """``strategies``, ``backbones``, ``heads``: a component kind's plural."""
     return kind[:-1] + "ies" if kind.endswith("y") else kind + "s"
+
 
 @dataclass(frozen=True)
 class ComponentInfo:
