@@ -28,7 +28,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PLUGINS = {
     "pricetune-example": {"example-mlp", "example-mean-pool", "example-head-only"},
-    "pricetune-tstransformers": {"patchtst", "patchtsmixer", "timesfm"},
+    "pricetune-tstransformers": {
+        "patchtst",
+        "patchtsmixer",
+        "timesfm",
+        "chronos",
+        "chronos-bolt",
+    },
 }
 
 
