@@ -12,6 +12,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from pricetune.reading.calendars import label_text
+
 #: series drawn in one figure at most (the CSV holds them all)
 MAX_PANELS = 16
 
@@ -46,7 +48,7 @@ def plot_forecasts(
     nrows = math.ceil(len(names) / ncols)
     width, height = (10, 5) if len(names) == 1 else (4 * ncols, 2.8 * nrows)
     figure = Figure(figsize=(width, height), layout="constrained")
-    axes = np.atleast_1d(figure.subplots(nrows, ncols, squeeze=False).ravel())
+    axes = figure.subplots(nrows, ncols, squeeze=False).ravel()
     label = f"{coverage:.0%} interval"
     for ax, name in zip(axes, names, strict=False):
         forecast = forecasts[name]
@@ -124,16 +126,12 @@ def _long(point, column: str) -> pd.DataFrame:
         series = np.repeat(str(point.name or "y"), len(point))
         dates = point.index
     return pd.DataFrame(
-        {"series": series, "date": [_text(d) for d in dates], column: _values(point)}
+        {
+            "series": series,
+            "date": [label_text(d) for d in dates],
+            column: _values(point),
+        }
     )
-
-
-def _text(label) -> str:
-    """A period as itself (``2020-01``); a timestamp as its day when it is
-    midnight (``2024-01-05``), else in full."""
-    if isinstance(label, pd.Timestamp) and label == label.normalize():
-        return str(label.date())
-    return str(label)
 
 
 def split_forecasts(frame: pd.DataFrame, index_like: dict[str, pd.Series]) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from pricetune.cli.options import add_missing_option
 from pricetune.cli.params import parse_params
 
 # the runs behind docs/accuracy.md: (label, data, horizon, step)
@@ -155,13 +156,7 @@ def add_parser(commands) -> None:
         help="monthly, weekly, daily...: of the dataset names, or overriding "
         "the one inferred from a file",
     )
-    bt.add_argument(
-        "--missing",
-        choices=["fill", "drop", "error"],
-        default="fill",
-        help="a file's missing values: fill (carry the last price forward; "
-        "default), drop (keep what follows a series' last gap) or error",
-    )
+    add_missing_option(bt)
     bt.add_argument(
         "--models",
         default=None,

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from pricetune.cli.errors import USAGE, CommandError
+from pricetune.cli.options import add_missing_option
 from pricetune.cli.params import parse_params
 
 SAVE_FILE = "pricetune-cli.json"
@@ -46,13 +47,7 @@ def _data_arguments(parser, required: bool) -> None:
         help="monthly, quarterly, yearly, weekly, daily (business days unless "
         "the file has weekends), B or D (default: inferred from the dates)",
     )
-    parser.add_argument(
-        "--missing",
-        choices=["fill", "drop", "error"],
-        default=None,
-        help="missing values: fill (carry the last price forward; default), "
-        "drop (keep only what follows a series' last gap) or error",
-    )
+    add_missing_option(parser)
     parser.add_argument("--date-column", default=None, help="default: guessed")
     parser.add_argument("--value-column", default=None, help="default: guessed")
     parser.add_argument("--series-column", default=None, help="long files only")
@@ -160,7 +155,7 @@ def read_data(path, freq, missing, args=None):
     return read_prices(
         path,
         freq=freq,
-        missing=missing or "fill",
+        missing=missing,
         date_column=getattr(args, "date_column", None),
         value_column=getattr(args, "value_column", None),
         series_column=getattr(args, "series_column", None),
@@ -203,18 +198,12 @@ def _describe(frame) -> str:
     shown = ", ".join(map(str, names[:5])) + (", ..." if len(names) > 5 else "")
     first, last = frame.index[0], frame.index[-1]
     from pricetune.reading import frequency_name
+    from pricetune.reading.calendars import label_text
 
     return (
         f"{len(names)} series ({shown}), {frequency_name(frame.attrs['frequency'])}, "
-        f"{_label(first)} to {_label(last)}"
+        f"{label_text(first)} to {label_text(last)}"
     )
-
-
-def _label(value) -> str:
-    """A period as itself (``2020-01``), a timestamp as its day."""
-    import pandas as pd
-
-    return str(value.date()) if isinstance(value, pd.Timestamp) else str(value)
 
 
 def _check_horizon(horizon: int) -> None:
@@ -262,7 +251,7 @@ def _fit_model(args):
         "model": spec.name,
         "horizon": args.horizon,
         "frequency": frame.attrs["frequency"],
-        "missing": args.missing or "fill",
+        "missing": args.missing,
         "data": str(args.data),
         "series": [str(c) for c in frame.columns],
         "columns": {
@@ -309,13 +298,15 @@ def write_forecast(estimator, frame, horizon, output, coverage, plot, title) -> 
 
 
 def print_table(table, frame, coverage: float, limit: int = 20) -> None:
+    from pricetune.reading.calendars import label_text
+
     rows = []
     for name, group in table.groupby("series", sort=False):
         last = frame[name].dropna()
         end = group.iloc[-1]
         row = {
             "series": name,
-            "last date": _label(last.index[-1]),
+            "last date": label_text(last.index[-1]),
             "last": last.iloc[-1],
             f"{group['date'].iloc[0]}": group["median"].iloc[0],
             f"{end['date']}": end["median"],
@@ -347,6 +338,7 @@ def _save(estimator, settings, frame, directory) -> Path:
 
     from pricetune.backtesting.models import is_global
     from pricetune.estimators.forecaster import FineTunedPriceForecaster
+    from pricetune.reading.calendars import label_text
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -364,7 +356,7 @@ def _save(estimator, settings, frame, directory) -> Path:
     # the data the model was fitted on, for `predict`'s table and plot (a
     # safe-format save keeps the model's inputs, not sktime's copy of y)
     history = frame.copy()
-    history.index = [_label(label) for label in history.index]
+    history.index = [label_text(label) for label in history.index]
     history.index.name = "date"
     _atomic(directory / HISTORY_FILE, lambda p: history.to_csv(p))
     text = json.dumps(settings, indent=2)

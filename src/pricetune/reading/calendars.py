@@ -148,6 +148,14 @@ def labels(dates: pd.DatetimeIndex, freq: str, path: Path) -> pd.Index:
     return pd.DatetimeIndex(dates.normalize(), name="date")
 
 
+def label_text(label) -> str:
+    """A label as text: a period as itself (``2020-01``), a timestamp as
+    its day when it is midnight (``2024-01-05``), else in full."""
+    if isinstance(label, pd.Timestamp) and label == label.normalize():
+        return str(label.date())
+    return str(label)
+
+
 def calendar(first, last, freq: str) -> pd.Index:
     """Every label from ``first`` to ``last`` on the calendar."""
     if isinstance(first, pd.Period):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pricetune.reading.calendars import calendar
+from pricetune.reading.calendars import calendar, label_text
 from pricetune.reading.errors import DataFileError
 
 POLICIES = ("fill", "drop", "error")
@@ -61,7 +61,7 @@ def regular_series(
     gaps = full.index[full.isna().to_numpy()]
     if len(gaps) == 0:
         return full.rename(name)
-    first = _label(gaps[0])
+    first = label_text(gaps[0])
     if missing == "error":
         raise DataFileError(
             f"{path}: series {name!r} has {len(gaps)} missing values (first "
@@ -76,14 +76,10 @@ def regular_series(
     kept = full.loc[full.index > gaps[-1]]
     notes.append(
         f"{name}: {len(full) - len(kept)} values up to the last missing one "
-        f"({_label(gaps[-1])}) dropped"
+        f"({label_text(gaps[-1])}) dropped"
     )
     if kept.empty:
         raise DataFileError(
             f"{path}: series {name!r} has no values after its last missing one"
         )
     return kept.rename(name)
-
-
-def _label(label) -> str:
-    return str(label.date()) if isinstance(label, pd.Timestamp) else str(label)

@@ -56,10 +56,9 @@ def read_table(path: Path) -> pd.DataFrame:
             .astype(str)
             .replace("None", "")
         )
+    separator = _separator(path)
     try:
-        frame = pd.read_csv(
-            path, dtype=str, keep_default_na=False, sep=_separator(path)
-        )
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, sep=separator)
     except pd.errors.EmptyDataError as error:
         raise DataFileError(f"{path}: the file is empty") from error
     except (pd.errors.ParserError, UnicodeDecodeError, OSError) as error:
@@ -67,7 +66,7 @@ def read_table(path: Path) -> pd.DataFrame:
         raise DataFileError(f"{path}: not a readable CSV file ({first})") from error
     frame.columns = [str(column).strip() for column in frame.columns]
     # a semicolon-separated file is a spreadsheet export with decimal commas
-    frame.attrs["decimal"] = "," if _separator(path) == ";" else "."
+    frame.attrs["decimal"] = "," if separator == ";" else "."
     if frame.empty:
         raise DataFileError(f"{path}: the file has a header but no rows")
     return frame

@@ -1,0 +1,18 @@
+"""Options more than one command takes, defined once."""
+
+from __future__ import annotations
+
+# pricetune.reading.POLICIES, spelled out: importing the reader (pandas)
+# would slow every command's start, --help included
+MISSING_POLICIES = ("fill", "drop", "error")
+
+
+def add_missing_option(parser) -> None:
+    """``--missing``: the reader's policy for a file's missing values."""
+    parser.add_argument(
+        "--missing",
+        choices=MISSING_POLICIES,
+        default="fill",
+        help="a file's missing values: fill (carry the last price forward; "
+        "default), drop (keep only what follows a series' last gap) or error",
+    )
