@@ -89,7 +89,7 @@ def _class_name(value) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _data_digest(group) -> str:
+def data_digest(group) -> str:
     """A hash of what one origin's fits see and are scored on: each series'
     name, training values and index up to the cut-off, and its actuals."""
     digest = hashlib.sha256()
@@ -107,7 +107,7 @@ def _data_digest(group) -> str:
     return digest.hexdigest()
 
 
-def _fingerprint(spec, cutoff, data_digest, horizon, levels) -> str:
+def fit_fingerprint(spec, cutoff, digest, horizon, levels) -> str:
     """What determines one (model, origin): the model's name, kind, every
     parameter of its estimator, its history cap, the horizon, the quantile
     levels, the cut-off and the data."""
@@ -120,7 +120,7 @@ def _fingerprint(spec, cutoff, data_digest, horizon, levels) -> str:
         "horizon": int(horizon),
         "levels": [float(level) for level in levels],
         "cutoff": str(cutoff),
-        "data": data_digest,
+        "data": digest,
     }
     text = json.dumps(key, sort_keys=True, default=repr)
     return hashlib.sha256(text.encode()).hexdigest()
@@ -130,7 +130,7 @@ def _file_part(text) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text)) or "_"
 
 
-def _checkpoint_path(directory: Path, spec, cutoff, fingerprint) -> Path:
+def checkpoint_path(directory: Path, spec, cutoff, fingerprint) -> Path:
     name = f"{_file_part(cutoff)}-{fingerprint[:16]}.json"
     return directory / _file_part(spec.name) / name
 
@@ -141,7 +141,7 @@ def _json_list(values) -> list:
     ]
 
 
-def _write_checkpoint(path: Path, payload: dict) -> None:
+def write_checkpoint(path: Path, payload: dict) -> None:
     """Write ``payload`` as JSON atomically: a temporary file in the same
     folder, then :func:`os.replace`, so that an interrupted run leaves the
     old file or the new one, never half of one."""
@@ -159,7 +159,7 @@ def _write_checkpoint(path: Path, payload: dict) -> None:
         raise
 
 
-def _checkpoint_payload(spec, k, cutoff, fingerprint, frames, fits, notes) -> dict:
+def checkpoint_payload(spec, k, cutoff, fingerprint, frames, fits, notes) -> dict:
     rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     return {
         "format": CHECKPOINT_FORMAT,
@@ -180,7 +180,7 @@ def _checkpoint_payload(spec, k, cutoff, fingerprint, frames, fits, notes) -> di
     }
 
 
-def _read_checkpoint(path: Path, fingerprint: str):
+def read_checkpoint(path: Path, fingerprint: str):
     """``(frames, fits, notes)`` of a checkpoint whose fingerprint is
     ``fingerprint``, or None (missing, unreadable or of other settings)."""
     try:

@@ -17,7 +17,7 @@ from pricetune.backtesting.splitter import panel_frame
 
 # ----------------------------------------------------------------- fitting
 @contextmanager
-def _quiet():
+def quiet():
     """Models' warnings (sktime notices, convergence, short series) are
     not the backtest's output. Recorded rather than only filtered: a model
     that resets the filters inside (sktime's date handling of business days
@@ -82,11 +82,11 @@ def _rows(spec, split, point, quantiles, levels):
     return rows
 
 
-def _fmt_relmae(value) -> str:
+def format_relmae(value) -> str:
     return f"{value:.3f}" if np.isfinite(value) else "-"
 
 
-def _relmae(frames) -> float:
+def pair_relmae(frames) -> float:
     """The relMAE of one fit (or one origin's fits): the geometric mean over
     its series of the MAE over no-change's MAE (the last training value)."""
     frames = [f for f in frames if len(f)]
@@ -100,14 +100,14 @@ def _relmae(frames) -> float:
     return M.geometric_mean(values)
 
 
-def _fit_local(spec, group, fh, levels, log, notes, label):
+def fit_local(spec, group, fh, levels, log, notes, label):
     """One origin of a local model: a fit per series of ``group``."""
     from sklearn.base import clone
 
     frames, fits = [], []
     for split in group:
         started = time.perf_counter()
-        with _quiet():
+        with quiet():
             estimator = clone(spec.estimator)
             train = split.train
             if spec.max_train is not None:
@@ -131,13 +131,13 @@ def _fit_local(spec, group, fh, levels, log, notes, label):
         )
         log(
             f"{label} {split.series}: {seconds:.1f} s, "
-            f"relMAE {_fmt_relmae(_relmae([rows]))}",
+            f"relMAE {format_relmae(pair_relmae([rows]))}",
             level=2,
         )
     return frames, fits
 
 
-def _fit_global(spec, group, fh, levels, log, notes, label):
+def fit_global(spec, group, fh, levels, log, notes, label):
     """One origin of a global model: one fit on every series of ``group``."""
     from sklearn.base import clone
 
@@ -150,7 +150,7 @@ def _fit_global(spec, group, fh, levels, log, notes, label):
     }
     y = panel_frame(trains)
     started = time.perf_counter()
-    with _quiet():
+    with quiet():
         estimator = clone(spec.estimator)
         estimator.fit(y, fh=fh)
         point = estimator.predict(fh=fh)

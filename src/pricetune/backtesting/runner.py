@@ -12,19 +12,19 @@ import pandas as pd
 
 from pricetune.backtesting.checkpoints import (
     CHECKPOINT_DIR,
-    _checkpoint_path,
-    _checkpoint_payload,
-    _data_digest,
-    _fingerprint,
-    _read_checkpoint,
-    _write_checkpoint,
+    checkpoint_path,
+    checkpoint_payload,
+    data_digest,
+    fit_fingerprint,
+    read_checkpoint,
+    write_checkpoint,
 )
 from pricetune.backtesting.fitting import (
-    _fit_global,
-    _fit_local,
-    _fmt_relmae,
-    _quiet,
-    _relmae,
+    fit_global,
+    fit_local,
+    format_relmae,
+    pair_relmae,
+    quiet,
 )
 from pricetune.backtesting.models import (
     DEFAULT_MODELS,
@@ -41,7 +41,7 @@ from pricetune.backtesting.splitter import (
     make_cutoffs,
     rolling_splits,
 )
-from pricetune.backtesting.units import _units
+from pricetune.backtesting.units import series_units
 
 __all__ = ["BacktestResult", "ablation", "backtest", "score", "summarise"]
 
@@ -304,7 +304,7 @@ def backtest(
     splits = rolling_splits(panel, cutoffs, horizon, min_train, notes)
     if not splits:
         raise ValueError("no (series, origin) pair has enough data")
-    with _quiet():
+    with quiet():
         specs = _resolve_models(
             models, quick, seed, device, params, notes, model_params
         )
@@ -339,20 +339,22 @@ def backtest(
     digests: dict = {}
     if output_dir is not None:
         checkpoints = Path(output_dir) / CHECKPOINT_DIR
-        digests = {cutoff: _data_digest(group) for _, cutoff, group in origins}
+        digests = {cutoff: data_digest(group) for _, cutoff, group in origins}
 
     frames, fits = [], []
     for spec in specs:
-        fit = _fit_global if spec.global_ else _fit_local
+        fit = fit_global if spec.global_ else fit_local
         # the checkpoints of this model's origins: path, fingerprint and,
         # when resuming and it matches, what it holds
         stored: dict = {}
         for k, cutoff, _ in origins:
             if checkpoints is None:
                 continue
-            fingerprint = _fingerprint(spec, cutoff, digests[cutoff], horizon, levels)
-            path = _checkpoint_path(checkpoints, spec, cutoff, fingerprint)
-            loaded = _read_checkpoint(path, fingerprint) if resume else None
+            fingerprint = fit_fingerprint(
+                spec, cutoff, digests[cutoff], horizon, levels
+            )
+            path = checkpoint_path(checkpoints, spec, cutoff, fingerprint)
+            loaded = read_checkpoint(path, fingerprint) if resume else None
             stored[k] = (path, fingerprint, loaded)
         n_reused = sum(1 for *_, loaded in stored.values() if loaded is not None)
         if spec.global_:
@@ -382,7 +384,7 @@ def backtest(
                     model_fits += unit_fits
                     log(
                         f"{label}: reused from checkpoint "
-                        f"(relMAE {_fmt_relmae(_relmae(unit_frames))})"
+                        f"(relMAE {format_relmae(pair_relmae(unit_frames))})"
                     )
                     continue
                 unit_notes: list[str] = []
@@ -398,12 +400,12 @@ def backtest(
                     where = f"panel ({where})"
                 log(
                     f"{label} {where}: {seconds:.1f} s, "
-                    f"relMAE {_fmt_relmae(_relmae(unit_frames))}"
+                    f"relMAE {format_relmae(pair_relmae(unit_frames))}"
                 )
                 if path is not None:
-                    _write_checkpoint(
+                    write_checkpoint(
                         path,
-                        _checkpoint_payload(
+                        checkpoint_payload(
                             spec,
                             k,
                             cutoff,
@@ -453,7 +455,7 @@ def backtest(
         "seed": seed,
         "dm_loss": dm_loss,
         "max_history": max_history,
-        "units": _units(panel, data),
+        "units": series_units(panel, data),
     }
     history = {name: series for name, series in panel.items()}
     result = BacktestResult(
@@ -511,7 +513,7 @@ def ablation(
     def merged(name):
         return {**(params or {}), **per_model.get(name, {})} or None
 
-    with _quiet():
+    with quiet():
         specs = variants(params)
         per_model = _check_model_params(
             model_params, requested + [spec.name for spec in specs]

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pricetune.reading import to_panel_dict
+
 __all__ = [
     "Split",
     "load_panel",
@@ -62,10 +64,7 @@ def to_panel(data) -> dict[str, pd.Series]:
                 .rename(str(name))
                 for name, group in column.groupby(level=0, sort=False)
             }
-        return {
-            str(c): data[c].dropna().astype(float).sort_index().rename(str(c))
-            for c in data.columns
-        }
+        return to_panel_dict(data.astype(float).sort_index())
     raise TypeError(
         "data must be a dataset name, a CSV path, a Series, a dict of Series or "
         f"a DataFrame; got {type(data).__name__}"
@@ -99,7 +98,7 @@ def load_panel(
         return to_panel(data)
     text = str(data)
     if text.lower().endswith(FILE_SUFFIXES) or Path(text).is_file():
-        from pricetune.reading import read_prices, to_panel_dict
+        from pricetune.reading import read_prices
 
         frame = read_prices(text, freq=frequency, missing=missing)
         if notes is not None:

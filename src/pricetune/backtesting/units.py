@@ -20,7 +20,14 @@ def series_unit(series, name=None) -> str | None:
     return str(unit) if unit else None
 
 
-def _units(panel, data) -> dict:
+def shared_unit(panel: Mapping) -> str | None:
+    """The one unit every series of ``{name: series}`` with a known unit
+    has (for a plot's axis label); None when none is known or they differ."""
+    units = {series_unit(series, name) for name, series in panel.items()} - {None}
+    return units.pop() if len(units) == 1 else None
+
+
+def series_units(panel, data) -> dict:
     """``{series: unit}`` of the series whose unit is known: from the
     panel's series or, when building the panel dropped their ``attrs``, from
     the data as given (a dict of series, a DataFrame and its columns)."""

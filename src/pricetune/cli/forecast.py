@@ -174,6 +174,7 @@ def _dataset_frame(text, freq):
     import pandas as pd
 
     from pricetune.backtesting.splitter import load_panel
+    from pricetune.backtesting.units import shared_unit
     from pricetune.reading.calendars import canonical_frequency
 
     frequency = {"M": "monthly", "W": "weekly", "daily": "daily", "B": "daily"}.get(
@@ -183,12 +184,11 @@ def _dataset_frame(text, freq):
     frame = pd.DataFrame(panel)
     frame.index.name = "date"
     first = next(iter(panel.values()))
-    units = {s.attrs.get("unit") for s in panel.values()} - {None}
     frame.attrs = {
         "frequency": first.index.freqstr,
         "source": str(text),
         "notes": [],
-        "unit": units.pop() if len(units) == 1 else None,
+        "unit": shared_unit(panel),
     }
     return frame
 

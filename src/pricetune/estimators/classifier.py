@@ -109,7 +109,8 @@ class FineTunedPriceDirectionClassifier(
     flattens each univariate series into a row (see docs/classification.md).
 
     {parameters}
-
+    Notes
+    -----
     The training options are the regressor's. Ensemble members average
     their log-odds. Augmentations must keep the direction of every move
     (``"scaling"``, ``"magnitude_warp"``, or your own with

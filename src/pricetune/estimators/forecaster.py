@@ -362,6 +362,7 @@ class FineTunedPriceForecaster(FineTuningMixin, BaseForecaster):
         >>> figure.savefig("forecast.png")                       # doctest: +SKIP
         """
         from pricetune.backtesting.splitter import to_panel
+        from pricetune.backtesting.units import shared_unit
         from pricetune.plotting import forecast_frame, plot_forecasts, split_forecasts
 
         self.check_is_fitted()
@@ -376,11 +377,12 @@ class FineTunedPriceForecaster(FineTuningMixin, BaseForecaster):
                     f"series {unknown} not forecast; known: {list(forecasts)}"
                 )
             forecasts = {name: forecasts[name] for name in wanted}
-        if unit is None:
-            units = {s.attrs.get("unit") for s in history.values()} - {None}
-            unit = units.pop() if len(units) == 1 else None
         return plot_forecasts(
-            history, forecasts, coverage=coverage, unit=unit, n_history=n_history
+            history,
+            forecasts,
+            coverage=coverage,
+            unit=shared_unit(history) if unit is None else unit,
+            n_history=n_history,
         )
 
     # --------------------------------------------------------------- update

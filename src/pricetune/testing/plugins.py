@@ -50,8 +50,11 @@ def check_plugin(
     **options
         passed to every check (``sktime=True``, ``devices=...``).
 
-    Raises :class:`ContractError` when the plugin was skipped at load time,
-    registers nothing, or any component fails its checks.
+    Raises
+    ------
+    ContractError
+        when the plugin was skipped at load time, registers nothing, or any
+        component fails its checks.
     """
     from pricetune.plugins import broken_plugins, list_components
 
