@@ -21,9 +21,14 @@ from pricetune.training import Callback, TrainingConfig
 from pricetune.training.config import integer, option
 
 EXCLUDED = {
-    FineTunedPriceForecaster: (),
+    FineTunedPriceForecaster: ("linear_baseline",),
     FineTunedPriceRegressor: (),
-    FineTunedPriceDirectionClassifier: ("head", "normalization", "calibrate_intervals"),
+    FineTunedPriceDirectionClassifier: (
+        "head",
+        "normalization",
+        "calibrate_intervals",
+        "linear_baseline",
+    ),
 }
 FIELDS = [spec.name for spec in dataclasses.fields(TrainingConfig)]
 
@@ -41,6 +46,7 @@ def test_each_estimator_takes_the_configs_fields_in_order(cls):
 def test_the_row_estimators_have_their_own_defaults_and_docs():
     defaults = FineTunedPriceRegressor().get_params()
     assert (defaults["context_length"], defaults["patch_length"]) == (None, 8)
+    assert defaults["linear_baseline"] is True
     assert FineTunedPriceForecaster().get_params()["context_length"] == 24
     assert "number of leading columns of ``X``" in FineTunedPriceRegressor.__doc__
     assert "for the direction head" in FineTunedPriceDirectionClassifier.__doc__
@@ -98,6 +104,7 @@ CHANGED = dict(
     min_scale=0.01,
     steps_per_epoch=3,
     max_validation_windows=20,
+    linear_baseline=False,  # the regressor's default is True
 )
 
 

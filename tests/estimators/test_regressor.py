@@ -187,6 +187,9 @@ def test_covariate_columns_are_used(brent_monthly):
         "patience": 10,
         "learning_rate": 0.03,
         "lr_schedule": "constant",
+        # the network's own covariate map, without the linear baseline
+        # (which would take a constant share of the effect first)
+        "linear_baseline": False,
     }
     regressor = FineTunedPriceRegressor(**params, context_length=WINDOW)
     regressor.fit(X[:-12], y[:-12])

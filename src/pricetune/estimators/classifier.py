@@ -75,7 +75,7 @@ def direction_rows(prices, context_length: int, horizon: int = 1):
 
 
 @training_parameters(
-    exclude=("head", "normalization", "calibrate_intervals"),
+    exclude=("head", "normalization", "calibrate_intervals", "linear_baseline"),
     defaults=ROW_DEFAULTS,
     docs={
         **ROW_DOCS,

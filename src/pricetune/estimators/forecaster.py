@@ -54,7 +54,9 @@ FORECASTER_DEFAULTS = {
 }
 
 
-@training_parameters(defaults=FORECASTER_DEFAULTS)
+# linear_baseline is the regressor's: the forecaster reads windows it cuts
+# itself, relative to each one
+@training_parameters(exclude=("linear_baseline",), defaults=FORECASTER_DEFAULTS)
 class FineTunedPriceForecaster(FineTuningMixin, BaseForecaster):
     """Fine-tune a pretrained backbone to forecast a price series.
 

@@ -64,6 +64,7 @@ LEGACY_VALUES: dict[str, object] = {
     "min_scale": 1e-6,
     "steps_per_epoch": None,
     "max_validation_windows": None,
+    "linear_baseline": False,
 }
 
 

@@ -12,7 +12,9 @@ from pricetune.persistence.restore import pending_restore
 
 
 @training_parameters(
-    defaults=ROW_DEFAULTS,
+    # a default-constructed regressor learns plain tabular regressions too
+    # (sklearn's check_estimator, issue 18): see linear_baseline.py
+    defaults={**ROW_DEFAULTS, "linear_baseline": True},
     docs={
         **ROW_DOCS,
         "head": (
@@ -26,8 +28,9 @@ or a plugin's name.""",
             '{"last", "mean"}',
             """per-row normalisation of the past values: "last" centres on the
 newest value and scales by the mean absolute one-step change; "mean"
-is RevIN-style. The prediction is made relative to the window: adding
-a constant to every past value adds it to the prediction. A single
+is RevIN-style. The network's prediction is made relative to the
+window: with ``linear_baseline=False``, adding a constant to every past
+value adds it to the prediction. A single
 past value has no scale to learn from: the model is then close to
 the no-change prediction plus the covariates' effect.""",
         ),

@@ -12,6 +12,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from pricetune.data.scaling import Standardiser
 from pricetune.data.windows import Windows
 from pricetune.estimators.fine_tuning import FineTuningMixin
+from pricetune.estimators.linear_baseline import LinearBaseline
 from pricetune.estimators.parameters import with_missing_parameters
 from pricetune.training.config import TrainingConfig, integer
 
@@ -98,12 +99,35 @@ class WindowRowsMixin(FineTuningMixin):
         self.context_length_ = n_past
         self.patch_length_ = config.patch_length
         self._covariate_scaling = None
+        self._baseline = None
         covariates = None
         if X.shape[1] > n_past:
             self._covariate_scaling = Standardiser.fit(X[:, n_past:])
             covariates = self._covariates(X)[:, None, :]
-        windows = Windows(self._contexts(X), targets, covariates)
-        self._fit_model(config, windows, targets.shape[1])
+        contexts = self._contexts(X)
+        windows = Windows(contexts, targets, covariates)
+        if not config.linear_baseline:
+            self._fit_model(config, windows, targets.shape[1])
+            return
+        # the baseline sees the training rows only, so that early stopping
+        # and interval calibration still judge on unseen rows; the network
+        # then learns, relative to each row, what the baseline leaves
+        self._assemble(config, targets.shape[1], windows.n_covariate_features)
+        train, _ = windows.split(config.validation_fraction)
+        self._baseline = LinearBaseline.fit(X[train], targets[train])
+        residual = Windows(contexts, targets - self._baseline_shift(X), covariates)
+        self.training_history_ = self._train(config, residual)
+        self._calibrate_intervals(config, residual)
+
+    def _baseline_shift(self, X: np.ndarray) -> np.ndarray:
+        """``(n, n_outputs)``: the linear baseline's values for the rows of
+        ``X`` less each row's location (the network's outputs are relative
+        to it), so that the network's outputs plus this are predictions."""
+        import torch
+
+        contexts = torch.tensor(self._contexts(X), dtype=torch.float32)
+        loc, _ = self._members()[0].scaling(contexts.to(self.device_))
+        return self._baseline.predict(X) - loc.double().cpu().numpy()
 
     def _outputs(self, X, denormalise: bool = True) -> np.ndarray:
         """The model's outputs for ``X``: ``(n_samples, horizon_, n_levels)``."""
@@ -119,7 +143,10 @@ class WindowRowsMixin(FineTuningMixin):
             )
             for batch in rows.reshape(-1, _PREDICT_BATCH)
         ]
-        return np.concatenate(outputs)[: len(X)]
+        outputs = np.concatenate(outputs)[: len(X)]
+        if getattr(self, "_baseline", None) is not None and denormalise:
+            outputs = outputs + self._baseline_shift(X)[:, :, None]
+        return outputs
 
     # ---------------------------------------------------------- persistence
     def save(self, path):
@@ -163,6 +190,7 @@ class WindowRowsMixin(FineTuningMixin):
             "patch_length": int(self.patch_length_),
             "y_ndim": int(self._y_ndim),
             "covariates": None if scaling is None else scaling.to_json(),
+            "baseline": None if self._baseline is None else self._baseline.to_json(),
         }
 
     def _restore_fitted(self, fitted: dict, model_state: dict, weights) -> None:
@@ -201,6 +229,32 @@ class WindowRowsMixin(FineTuningMixin):
         self.patch_length_ = fitted["patch_length"]
         self._y_ndim = fitted["y_ndim"]
         self._covariate_scaling = scaling
+        self._baseline = self._saved_baseline(config, fitted, model_state)
+
+    @staticmethod
+    def _saved_baseline(config, fitted: dict, model_state: dict):
+        """The linear baseline of a save (None without one; saves written
+        before it existed have none), checked against the saved columns
+        and outputs and against ``linear_baseline``."""
+        from pricetune.persistence.errors import PersistenceError
+
+        saved = fitted.get("baseline")
+        if (saved is not None) != config.linear_baseline:
+            raise PersistenceError(
+                f"linear_baseline={config.linear_baseline} but the save "
+                + ("holds" if saved is not None else "lacks")
+                + " a linear baseline: the save is corrupt"
+            )
+        if saved is None:
+            return None
+        try:
+            return LinearBaseline.from_json(
+                saved, fitted["n_features_in"], model_state["horizon"]
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise PersistenceError(
+                f"the saved linear baseline is malformed ({error}): the save is corrupt"
+            ) from error
 
     def _stand_in_rows(self, fitted: dict, n_rows: int):
         """``n_rows`` rows of zeros with the saved columns of X: ``fit`` on
@@ -228,5 +282,6 @@ class WindowRowsMixin(FineTuningMixin):
                 state.pop("_covariate_loc"), state.pop("_covariate_scale")
             )
         state.setdefault("_covariate_scaling", None)
+        state.setdefault("_baseline", None)  # pickled before linear_baseline
         super().__setstate__(with_missing_parameters(type(self), state))
         restore_device(self)

@@ -492,6 +492,18 @@ over them (so over every series of a panel), the same ones at every
 epoch. None: all of them.""",
         type="int, optional",
     )
+    linear_baseline: bool = option(
+        False,
+        boolean,
+        """(the regressor) first fit a ridge regression of ``y`` on the
+standardised columns of ``X`` (on the training rows; its penalty by
+leave-one-out), then train the network on what it leaves: the
+prediction is the baseline plus the network's correction, so the
+regressor is at least a linear model. Without it the network reads
+each row relative to itself only (see ``normalization``) and cannot
+use a column's absolute level.""",
+        type="bool",
+    )
 
     def __post_init__(self) -> None:
         for spec in fields(self):
