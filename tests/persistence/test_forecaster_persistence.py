@@ -310,7 +310,12 @@ def test_safe_format_keeps_data_types_and_horizons(case, tmp_path):
         "dataframe": (monthly.to_frame(), None),
         "business-days": (daily, None),
         "range-index": (daily.reset_index(drop=True), None),
-        "numpy": (daily.to_numpy()[:-2], daily.to_numpy()[-2:]),
+        # sktime numbers the rows of a numpy y from 0, in fit and in update
+        # alike: the new values continue it with their own positions
+        "numpy": (
+            daily.to_numpy()[:-2],
+            pd.Series(daily.to_numpy()[-2:], index=pd.RangeIndex(38, 40)),
+        ),
         "absolute-fh": (monthly, None),
     }[case]
     if case == "absolute-fh":
@@ -331,6 +336,10 @@ def test_safe_format_keeps_data_types_and_horizons(case, tmp_path):
         original.update(new, update_params=False)
         restored.update(new, update_params=False)
         np.testing.assert_array_equal(original.predict(), restored.predict())
+    if case == "numpy":
+        # a bare array would be rows 0 and 1 again, which hold other values
+        with pytest.raises(ValueError, match="update got y at 0 = .* fitted with"):
+            restored.update(daily.to_numpy()[-2:], update_params=False)
 
 
 def test_device_override(saved, damaged, monkeypatch):

@@ -72,7 +72,29 @@ def finite_values(data, name: str) -> np.ndarray:
             f"{name} contains {int(bad.sum())} NaN or infinite value(s), "
             f"first at {list(data.index[rows][:5])}; fill or drop them first"
         )
+    check_computable(values, name)
     return values
+
+
+#: the largest magnitude the model accepts: float32 (and bfloat16, which has
+#: its exponent range) overflow at 3.4e38; the model subtracts and divides
+#: values, and the loss sums them, so a margin of 2**20 keeps every step finite
+COMPUTE_LIMIT = float(np.finfo(np.float32).max) / 2**20
+
+
+def check_computable(values: np.ndarray, name: str) -> None:
+    """Finite float64 ``values`` must also be finite in the dtype the model
+    computes in (float32, or bfloat16 on a GPU): 1e150 is a float64 number
+    but infinite in float32, and would train to NaN."""
+    if values.size == 0:
+        return
+    largest = float(np.max(np.abs(values)))
+    if largest > COMPUTE_LIMIT:
+        raise ValueError(
+            f"{name} holds values as large as {largest:.3g}, beyond what the model "
+            f"computes with (float32, up to about {COMPUTE_LIMIT:.1e} here); "
+            "rescale it (prices in thousands, say) and scale the forecasts back"
+        )
 
 
 def require_panel(data, name: str) -> None:
@@ -90,3 +112,34 @@ def labels(instances: pd.Index, positions, limit: int = 10) -> str:
     named = ", ".join(repr(instances[p]) for p in positions[:limit])
     more = len(positions) - limit
     return named + (f" and {more} more" if more > 0 else "")
+
+
+def check_covers(y, X, name: str = "X") -> None:
+    """``X`` (when given) must have a row for every time point of ``y``
+    (pandas objects; sktime checks the other mtypes). sktime's own check
+    says "series 0 ... series 0" for both; this names them."""
+    index, rows = getattr(y, "index", None), getattr(X, "index", None)
+    if X is None or not isinstance(index, pd.Index) or not isinstance(rows, pd.Index):
+        return
+    if _index_kind(index) != _index_kind(rows):
+        return  # other kinds of index: sktime's own checks decide
+    missing = index.difference(rows)
+    if len(missing):
+        raise ValueError(
+            f"{name} must have a row for every time point of y; {len(missing)} of "
+            f"y's {len(index)} time points have none, first "
+            f"{[str(label) for label in missing[:3]]}"
+        )
+
+
+def _index_kind(index: pd.Index) -> tuple:
+    """What sets two indexes apart for ``check_covers``: levels, and the
+    time level's kind (dates, periods, integers, other)."""
+    time = index.get_level_values(-1) if isinstance(index, pd.MultiIndex) else index
+    if isinstance(time, pd.DatetimeIndex | pd.PeriodIndex):
+        kind = type(time).__name__
+    elif pd.api.types.is_integer_dtype(time.dtype):
+        kind = "integer"
+    else:
+        kind = str(time.dtype)
+    return index.nlevels, kind

@@ -119,7 +119,7 @@ class SeriesStore:
             values=values,
             offsets=np.array([0, len(values)], dtype=np.int64),
             ends=y.index[-1:],
-            freq=_date_freq(y.index, freq),
+            freq=_regular_freq(y.index, freq),
             name=y.name,
             time_name=y.index.name,
         )
@@ -205,7 +205,7 @@ class SeriesStore:
             ids = np.zeros(1, dtype=np.int64)
             order = np.arange(len(values))
         times = y.index.get_level_values(-1).take(order)
-        keep = self._new_rows(times, new.offsets, ids)
+        keep = self._new_rows(times, new.offsets, ids, new.values)
         covariates = None
         if self.covariate_names:
             if X is None:
@@ -220,15 +220,22 @@ class SeriesStore:
         counts = np.bincount(series_of_row[keep], minlength=new.n_series)
         return self._merged(new.values[keep], covariates, ids, counts, new.ends)
 
-    def _new_rows(self, times: pd.Index, offsets: np.ndarray, ids) -> np.ndarray:
+    def _new_rows(
+        self, times: pd.Index, offsets: np.ndarray, ids, values: np.ndarray
+    ) -> np.ndarray:
         """Which rows (series by series) come after their series' last time
-        point; raises when the first of them leaves a gap."""
+        point; raises when the first of them leaves a gap, or when a row
+        for a time point already stored has another value (sktime's
+        ``evaluate`` passes the whole training window again: equal values
+        are dropped, different ones would silently forecast from a history
+        that is not the user's)."""
         keep = np.zeros(len(times), dtype=bool)
         for position, series in enumerate(ids.tolist()):
             span = slice(offsets[position], offsets[position + 1])
             end = self.ends[series]
             later = np.asarray(times[span] > end)
             keep[span] = later
+            self._check_repeated(series, times[span][~later], values[span][~later])
             if not later.any():
                 continue
             first = times[span][int(np.argmax(later))]
@@ -242,6 +249,47 @@ class SeriesStore:
                     "observations in between too"
                 )
         return keep
+
+    def _check_repeated(self, series: int, times: pd.Index, values) -> None:
+        """``values`` at ``times`` (all at or before the series' end) must
+        be the stored ones."""
+        if len(times) == 0:
+            return
+        stored = self.values[self.offsets[series] : self.offsets[series + 1]]
+        history = self._history_index(series, len(stored))
+        where = f"series {self.instances[series]!r}" if self.is_panel else "y"
+        positions = history.get_indexer(times)
+        if (positions < 0).any():
+            first = times[int(np.argmax(positions < 0))]
+            raise ValueError(
+                f"update got {where} at {first}, which is not one of the time "
+                f"points it was fitted on ({history[0]} to {history[-1]}); update "
+                "appends observations after the last one"
+            )
+        # the values went through the same float64 conversion as fit's
+        differs = ~np.isclose(values, stored[positions], rtol=1e-12, atol=0.0)
+        if differs.any():
+            at = int(np.argmax(differs))
+            raise ValueError(
+                f"update got {where} at {times[at]} = {float(values[at])!r}, but "
+                f"the forecaster was fitted with {float(stored[positions[at]])!r} "
+                "there; "
+                "update only appends new observations (fit again to revise the "
+                "history)"
+            )
+
+    def _history_index(self, series: int, length: int) -> pd.Index:
+        """The time points of the ``length`` stored values of ``series``."""
+        end = self.ends[series]
+        if isinstance(self.ends, pd.PeriodIndex):
+            return pd.period_range(end=end, periods=length, freq=end.freq)
+        if isinstance(self.ends, pd.DatetimeIndex) and self.freq is not None:
+            return pd.date_range(end=end, periods=length, freq=self.freq)
+        if pd.api.types.is_integer_dtype(self.ends.dtype):
+            return pd.Index(np.arange(end - length + 1, end + 1))
+        raise ValueError(
+            "update cannot place new observations on dates without a frequency"
+        )
 
     def _next_time(self, end):
         """The time point after ``end``, or ``None`` where the store cannot
@@ -444,6 +492,29 @@ def _date_freq(times: pd.Index, freq) -> str | None:
     return _freq_string(freq) if isinstance(times, pd.DatetimeIndex) else None
 
 
+def _regular_freq(times: pd.Index, freq) -> str | None:
+    """The frequency of one series' dates: ``freq`` (sktime's) or the one
+    pandas infers; ``None`` for periods and integers. Dates without one
+    (mixed daily and monthly points, say) are refused here, as a panel's
+    are, rather than failing later when ``predict`` counts steps ahead."""
+    if not isinstance(times, pd.DatetimeIndex):
+        return None
+    if freq is None and len(times) >= 3:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            freq = pd.infer_freq(times)
+    return _checked_freq(freq)
+
+
+def _checked_freq(freq) -> str:
+    if freq is None:
+        raise ValueError(
+            "y's time points are dates without a frequency that sktime or pandas "
+            "can infer; give the series regular dates (or a PeriodIndex)"
+        )
+    return _freq_string(freq)
+
+
 def _panel_freq(times: pd.Index, order, offsets, freq) -> str | None:
     """The frequency of a panel's datetime time level: ``freq`` (sktime's,
     from the cutoff) when known, else inferred from the longest series;
@@ -457,9 +528,4 @@ def _panel_freq(times: pd.Index, order, offsets, freq) -> str | None:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 freq = pd.infer_freq(times.take(rows))
-    if freq is None:
-        raise ValueError(
-            "y's time points are dates without a frequency that sktime or pandas "
-            "can infer; give the series regular dates (or a PeriodIndex)"
-        )
-    return _freq_string(freq)
+    return _checked_freq(freq)

@@ -20,6 +20,19 @@ from sklearn.utils import check_random_state
 from pricetune.training.config import TrainingConfig
 
 
+def finite_outputs(outputs: np.ndarray) -> np.ndarray:
+    """``outputs``, after checking that the model gave finite values: a
+    forecast is never NaN or infinite without an error."""
+    bad = ~np.isfinite(outputs)
+    if bad.any():
+        raise ValueError(
+            f"the model gave {int(bad.sum())} non-finite value(s) of "
+            f"{bad.size}: its weights or this input are beyond float32's range "
+            "(fit again with a lower learning_rate, or rescale the data)"
+        )
+    return outputs
+
+
 class FineTuningMixin:
     """Model assembly, training and inference for pricetune's estimators."""
 
@@ -80,6 +93,26 @@ class FineTuningMixin:
         self._seed = seed
         self._n_updates = 0
 
+    def _check_components(self, windows) -> None:
+        """The components' outputs on two real windows, against the contract
+        (:func:`~pricetune.nn.forward_contract.check_forward_contract`), in
+        eval mode so that no random number is drawn (dropout)."""
+        import torch
+
+        from pricetune.nn.forward_contract import check_forward_contract
+
+        contexts, _, _ = windows.batch(np.arange(min(2, len(windows))))
+        context = torch.tensor(
+            np.asarray(contexts), dtype=torch.float32, device=self.device_
+        )
+        member = self._members()[0]
+        was_training = member.training
+        member.eval()
+        try:
+            check_forward_contract(member, context, self.horizon_)
+        finally:
+            member.train(was_training)
+
     def _members(self) -> list:
         """The trained models: the ensemble's members, or the one model."""
         from pricetune.nn.model import EnsembleModel
@@ -93,6 +126,7 @@ class FineTuningMixin:
         """:meth:`_assemble` the model, then train it on ``windows`` (sets
         ``training_history_``) and calibrate its intervals."""
         self._assemble(config, horizon, windows.n_covariate_features)
+        self._check_components(windows)
         self.training_history_ = self._train(config, windows)
         self._calibrate_intervals(config, windows)
 
@@ -224,7 +258,7 @@ class FineTuningMixin:
             if denormalise:
                 loc, scale = model.scaling(context)
                 output = output * scale[..., None] + loc[..., None]
-            members.append(output.cpu().numpy().astype(np.float64))
+            members.append(finite_outputs(output.cpu().numpy().astype(np.float64)))
         if len(members) == 1:
             return self._scaled_intervals(members[0], denormalise)
         stacked = np.stack(members)  # (members, n, horizon, n_values)

@@ -14,7 +14,12 @@ import numpy as np
 import pandas as pd
 from sktime.forecasting.base import BaseForecaster, ForecastingHorizon
 
-from pricetune.data.checks import check_time_index, labels, require_panel
+from pricetune.data.checks import (
+    check_covers,
+    check_time_index,
+    labels,
+    require_panel,
+)
 from pricetune.data.series import SeriesStore
 from pricetune.data.windows import ShortSeriesWarning
 from pricetune.estimators.fine_tuning import FineTuningMixin
@@ -201,12 +206,14 @@ class FineTunedPriceForecaster(FineTuningMixin, BaseForecaster):
         """
         check_time_index(y, "y")
         check_time_index(X, "X")
+        check_covers(y, X)
         return super().fit(y, X=X, fh=fh)
 
     def update(self, y, X=None, update_params=True):
         """Update with new data; see the class notes for what ``update_params`` does."""
         check_time_index(y, "y")
         check_time_index(X, "X")
+        check_covers(y, X)
         return super().update(y, X=X, update_params=update_params)
 
     def _fit(self, y, X=None, fh=None):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from pricetune.data.checks import check_computable
 from pricetune.data.scaling import Standardiser
 from pricetune.data.windows import Windows
 from pricetune.estimators.fine_tuning import FineTuningMixin
@@ -105,6 +106,8 @@ class WindowRowsMixin(FineTuningMixin):
             self._covariate_scaling = Standardiser.fit(X[:, n_past:])
             covariates = self._covariates(X)[:, None, :]
         contexts = self._contexts(X)
+        check_computable(contexts, "X (its past-value columns)")
+        check_computable(targets, "y")
         windows = Windows(contexts, targets, covariates)
         if not config.linear_baseline:
             self._fit_model(config, windows, targets.shape[1])
@@ -113,6 +116,7 @@ class WindowRowsMixin(FineTuningMixin):
         # and interval calibration still judge on unseen rows; the network
         # then learns, relative to each row, what the baseline leaves
         self._assemble(config, targets.shape[1], windows.n_covariate_features)
+        self._check_components(windows)
         train, _ = windows.split(config.validation_fraction)
         self._baseline = LinearBaseline.fit(X[train], targets[train])
         residual = Windows(contexts, targets - self._baseline_shift(X), covariates)
@@ -134,6 +138,7 @@ class WindowRowsMixin(FineTuningMixin):
         check_is_fitted(self)
         X = validate_data(self, X, dtype=np.float64, reset=False)
         contexts, covariates = self._contexts(X), self._covariates(X)
+        check_computable(contexts, "X (its past-value columns)")
         rows = np.arange(len(X) + (-len(X) % _PREDICT_BATCH)) % len(X)
         outputs = [
             self._raw_outputs(

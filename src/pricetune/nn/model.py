@@ -90,6 +90,13 @@ class PatchForecastModel(nn.Module):
         floor = self.min_scale * (loc.abs() + 1.0)
         return loc, torch.maximum(scale, floor)
 
+    def patches(self, context: torch.Tensor) -> torch.Tensor:
+        """``(batch, context_length)`` raw values -> the normalised patches
+        ``(batch, n_patches, patch_length)`` the backbone reads."""
+        loc, scale = self.scaling(context)
+        normalised = (context[:, -self.used_length :] - loc) / scale
+        return normalised.unfold(1, self.patch_length, self.patch_stride)
+
     def forward(
         self, context: torch.Tensor, covariates: torch.Tensor | None = None
     ) -> torch.Tensor:
@@ -99,10 +106,7 @@ class PatchForecastModel(nn.Module):
         ``covariates`` is ``(batch, n_covariate_features)``, already scaled,
         and required exactly when the model was built with covariates.
         """
-        loc, scale = self.scaling(context)
-        normalised = (context[:, -self.used_length :] - loc) / scale
-        patches = normalised.unfold(1, self.patch_length, self.patch_stride)
-        output = self.head(self.backbone(patches))
+        output = self.head(self.backbone(self.patches(context)))
         if (covariates is None) != (self.covariate_effect is None):
             raise ValueError(
                 "this model was built "

@@ -259,9 +259,29 @@ def _read_document(directory: Path) -> dict:
     missing = [key for key in keys if key not in document]
     if missing:
         raise PersistenceError(f"{path} is corrupt: it lacks {missing}")
+    _check_model_sizes(document["model"], path)
     if version >= 2 and not _well_formed_base(document["base"]):
         raise PersistenceError(f"{path} is corrupt: its base entry is malformed")
     return document
+
+
+#: bounds on the sizes a save's JSON gives the model, checked before anything
+#: is built: the model is allocated from them before its weights can be
+#: compared, so an edited ``horizon`` of 10**13 would ask for petabytes
+MODEL_SIZE_LIMITS = {"horizon": 100_000, "n_covariate_features": 1_000_000}
+
+
+def _check_model_sizes(model: dict, path: Path) -> None:
+    if not isinstance(model, dict):
+        raise PersistenceError(f"{path} is corrupt: its model entry is malformed")
+    for name, limit in MODEL_SIZE_LIMITS.items():
+        value = model.get(name)
+        low = 1 if name == "horizon" else 0
+        if type(value) is not int or not low <= value <= limit:
+            raise PersistenceError(
+                f"{path} is corrupt: model.{name} is {value!r}, not an integer "
+                f"from {low} to {limit:,}"
+            )
 
 
 def _well_formed_base(base) -> bool:

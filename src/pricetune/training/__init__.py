@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     )
     from pricetune.training.devices import resolve_device, resolve_precision
     from pricetune.training.trainer import (
+        NonFiniteLossError,
         Trainer,
         learning_rate_factor,
         parameter_groups,
@@ -43,6 +44,7 @@ _LAZY = {
     "TrainingConfig": "pricetune.training.config",
     "resolve_device": "pricetune.training.devices",
     "resolve_precision": "pricetune.training.devices",
+    "NonFiniteLossError": "pricetune.training.trainer",
     "Trainer": "pricetune.training.trainer",
     "learning_rate_factor": "pricetune.training.trainer",
     "parameter_groups": "pricetune.training.trainer",
@@ -52,6 +54,7 @@ __all__ = [
     "LR_SCHEDULES",
     "PRECISIONS",
     "Callback",
+    "NonFiniteLossError",
     "Trainer",
     "TrainingConfig",
     "TrainingRun",

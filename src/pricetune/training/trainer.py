@@ -43,6 +43,25 @@ def learning_rate_factor(config: TrainingConfig, step: int, total_steps: int) ->
     return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
 
+class NonFiniteLossError(ValueError):
+    """Training produced a NaN or infinite loss: the message names the
+    epoch and the likely causes."""
+
+
+def check_finite_loss(loss: float, kind: str, run, config: TrainingConfig) -> None:
+    """Stop training at the first epoch whose ``kind`` loss is not finite:
+    from then on the weights are NaN and every forecast would be too. (The
+    loss is read once per epoch, so a GPU is not made to wait each step.)"""
+    if math.isfinite(loss):
+        return
+    raise NonFiniteLossError(
+        f"the {kind} loss became {loss} in epoch {run.epoch} (step {run.step}): "
+        f"the learning rate ({config.learning_rate:g}) is likely too high for "
+        "this model, or the data's scale too large for float32; lower "
+        "learning_rate, set gradient_clip, or rescale the series"
+    )
+
+
 def epoch_order(train, generator: torch.Generator, config: TrainingConfig):
     """The training windows of one epoch, in order: every window shuffled
     (a new shuffle each epoch); with ``steps_per_epoch``, cut after as many
@@ -292,11 +311,13 @@ class Trainer:
             order = epoch_order(train, generator, config)
             total = self._train_epoch(run, forward, source, order)
             record = {"epoch": run.epoch, "train_loss": total / len(order)}
+            check_finite_loss(record["train_loss"], "training", run, config)
             if run.has_validation:
                 with _scoring(run):
                     record["validation_loss"] = self.evaluate(
                         model, windows, validation, source
                     )
+                check_finite_loss(record["validation_loss"], "validation", run, config)
             record["learning_rate"] = scheduler.get_last_lr()[0]
             record["seconds"] = time.perf_counter() - started
             run.history.append(record)
