@@ -122,11 +122,18 @@ class FineTuningMixin:
         return [self.model_]
 
     # ------------------------------------------------------------ training
-    def _fit_model(self, config: TrainingConfig, windows, horizon: int) -> None:
-        """:meth:`_assemble` the model, then train it on ``windows`` (sets
-        ``training_history_``) and calibrate its intervals."""
+    def _fit_model(
+        self, config: TrainingConfig, windows, horizon: int, prepare=None
+    ) -> None:
+        """:meth:`_assemble` the model, check its components, then train it
+        on ``windows`` (sets ``training_history_``) and calibrate its
+        intervals. ``prepare(windows)``, when given, runs once the model is
+        built and gives the windows to learn (the regressor's targets less
+        its linear baseline)."""
         self._assemble(config, horizon, windows.n_covariate_features)
         self._check_components(windows)
+        if prepare is not None:
+            windows = prepare(windows)
         self.training_history_ = self._train(config, windows)
         self._calibrate_intervals(config, windows)
 

@@ -109,19 +109,17 @@ class WindowRowsMixin(FineTuningMixin):
         check_computable(contexts, "X (its past-value columns)")
         check_computable(targets, "y")
         windows = Windows(contexts, targets, covariates)
-        if not config.linear_baseline:
-            self._fit_model(config, windows, targets.shape[1])
-            return
-        # the baseline sees the training rows only, so that early stopping
-        # and interval calibration still judge on unseen rows; the network
-        # then learns, relative to each row, what the baseline leaves
-        self._assemble(config, targets.shape[1], windows.n_covariate_features)
-        self._check_components(windows)
-        train, _ = windows.split(config.validation_fraction)
-        self._baseline = LinearBaseline.fit(X[train], targets[train])
-        residual = Windows(contexts, targets - self._baseline_shift(X), covariates)
-        self.training_history_ = self._train(config, residual)
-        self._calibrate_intervals(config, residual)
+
+        def less_baseline(windows: Windows) -> Windows:
+            # the baseline sees the training rows only, so that early
+            # stopping and interval calibration still judge on unseen rows;
+            # the network then learns, relative to each row, what it leaves
+            train, _ = windows.split(config.validation_fraction)
+            self._baseline = LinearBaseline.fit(X[train], targets[train])
+            return Windows(contexts, targets - self._baseline_shift(X), covariates)
+
+        prepare = less_baseline if config.linear_baseline else None
+        self._fit_model(config, windows, targets.shape[1], prepare)
 
     def _baseline_shift(self, X: np.ndarray) -> np.ndarray:
         """``(n, n_outputs)``: the linear baseline's values for the rows of
