@@ -285,6 +285,30 @@ def test_a_checkpoint_of_another_run_is_refused(windows, tmp_path):
         train(linear_model(), windows, checkpoint_dir=directory, run_seed=1)
 
 
+@pytest.mark.parametrize(
+    "damage, problem",
+    [
+        (lambda data: data[: len(data) // 2], "truncated"),
+        (
+            lambda data: data[:64] + bytes(b ^ 0x5A for b in data[64:200]) + data[200:],
+            "tampered",
+        ),
+        (lambda data: b"not a checkpoint at all", "foreign"),
+    ],
+    ids=lambda value: value if isinstance(value, str) else "",
+)
+def test_a_damaged_checkpoint_is_named_on_resume(windows, tmp_path, damage, problem):
+    directory = str(tmp_path)
+    train(linear_model(), windows, checkpoint_dir=directory)
+    path = tmp_path / checkpoints.FILENAME
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(
+        checkpoints.CheckpointError,
+        match=r"checkpoint.pt is not a readable training checkpoint .*; delete it",
+    ):
+        train(linear_model(), windows, checkpoint_dir=directory)
+
+
 def test_checkpoints_are_written_atomically_and_load_without_pickle(tmp_path):
     path = checkpoints.save(tmp_path, {"fingerprint": "x", "w": torch.ones(2)})
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]

@@ -12,11 +12,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 from pathlib import Path
 
 import torch
 
 FILENAME = "checkpoint.pt"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be resumed from: the message names the
+    file and what is wrong with it."""
 
 
 def fingerprint(config_items: dict, model: torch.nn.Module, data_digest: str) -> str:
@@ -50,9 +56,23 @@ def load(directory: str | os.PathLike, expected_fingerprint: str) -> dict | None
     path = Path(directory) / FILENAME
     if not path.is_file():
         return None
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as error:
+        # truncated (a disk filled up), tampered with, or not a checkpoint:
+        # torch says "Invalid argument" or an unpickling error
+        raise CheckpointError(
+            f"{path} is not a readable training checkpoint ({type(error).__name__}: "
+            f"{str(error).splitlines()[0][:200]}); delete it to train from the "
+            "start, or use another checkpoint_dir"
+        ) from error
+    if not isinstance(state, dict):
+        raise CheckpointError(
+            f"{path} is not a training checkpoint (it holds a "
+            f"{type(state).__name__}); delete it or use another checkpoint_dir"
+        )
     if state.get("fingerprint") != expected_fingerprint:
-        raise ValueError(
+        raise CheckpointError(
             f"{path} belongs to another training run (other settings, model or "
             "data); use another checkpoint_dir or delete the file"
         )
