@@ -1,8 +1,8 @@
 """The component contract, enforced at fit: before training, one forward
 pass on a few real windows checks what each component gives against
 :mod:`pricetune.components.contract` (backbone: ``(batch, tokens,
-hidden_size)``; head: ``(batch, horizon, n_outputs)``; floating point and
-finite), so that a plugin's mistake is reported with the component's name
+hidden_size)``; head: ``(batch, horizon, n_outputs)``; floating point),
+so that a plugin's mistake is reported with the component's name
 and its distribution instead of as a matrix-shape error deep inside torch.
 The opt-in test kit (:mod:`pricetune.testing`) checks far more; this is the
 part every fit can afford.
