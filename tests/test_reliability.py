@@ -173,3 +173,11 @@ def test_a_safe_save_with_an_edited_size_is_refused_before_building(prices, tmp_
     (path / METADATA_FILE).write_text(json.dumps(document))
     with pytest.raises(PersistenceError, match=r"model.horizon is 10000000000000"):
         load(path)
+
+
+def test_an_empty_series_is_named():
+    empty = pd.Series(
+        [], dtype=float, index=pd.period_range("2000-01", periods=0, freq="M")
+    )
+    with pytest.raises(ValueError, match="y is empty"):
+        FineTunedPriceForecaster(**CHEAP).fit(empty, fh=[1])

@@ -112,6 +112,8 @@ class SeriesStore:
         with a (series..., time) MultiIndex) and ``X`` (the same index,
         numeric columns). ``freq`` is sktime's frequency of the time points
         when it knows one."""
+        if len(y) == 0:
+            raise ValueError("y is empty: fit needs at least one series of values")
         if isinstance(y.index, pd.MultiIndex):
             return cls._from_panel(y, X, freq)
         values = finite_values(y, "y")
