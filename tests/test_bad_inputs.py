@@ -470,6 +470,29 @@ def load_case(id, damage, error, match):
     )
 
 
+def _saved_regressor(change):
+    import tempfile
+    from pathlib import Path
+
+    X, y = _rows()
+    regressor = FineTunedPriceRegressor(**{**CHEAP, "context_length": None})
+    path = regressor.fit(X, y).save(Path(tempfile.mkdtemp()) / "model")
+    _edit_json(change)(path)
+    return path
+
+
+def _saved_numpy(change):
+    import tempfile
+    from pathlib import Path
+
+    forecaster = FineTunedPriceForecaster(**CHEAP).fit(_prices().to_numpy(), fh=[1])
+    path = forecaster.save(
+        Path(tempfile.mkdtemp()) / "model", serialization_format="safetensors"
+    )
+    _edit_json(change)(path)
+    return path
+
+
 def _edit_json(change):
     def damage(path):
         document = json.loads((path / METADATA_FILE).read_text())
@@ -542,6 +565,30 @@ CASES += [
         _edit_json(lambda d: d["params"].update(backbone="gone")),
         MissingComponentError,
         r"backbone 'gone' is not installed here",
+    ),
+    Case(
+        "load a regressor claiming 10**13 columns",
+        lambda: {
+            "path": _saved_regressor(
+                lambda d: d["fitted"].update(
+                    n_features_in=10**13, feature_names_in=None
+                )
+            )
+        },
+        lambda path: FineTunedPriceRegressor.load(path),
+        PersistenceError,
+        r"n_features_in=10000000000000 is not a number of columns",
+    ),
+    Case(
+        "load a numpy fit with an edited cutoff",
+        lambda: {
+            "path": _saved_numpy(
+                lambda d: d["fitted"]["cutoff"].update(start=10**13, stop=10**13 + 1)
+            )
+        },
+        lambda path: FineTunedPriceForecaster.load(path),
+        PersistenceError,
+        r"cutoff 10000000000000 does not end the saved history of 60 values",
     ),
     Case(
         "save an unfitted forecaster",

@@ -90,6 +90,12 @@ def refit_from_save(forecaster, fitted: dict) -> None:
         if meta["mtype"] == "np.ndarray":
             # numpy data count from 0: the cutoff is the length minus one
             length = int(cutoff[0]) + 1
+            if length != len(fitted["history"]):
+                # checked before the stand-in is allocated from it
+                raise PersistenceError(
+                    f"the saved cutoff {length - 1} does not end the saved "
+                    f"history of {len(fitted['history'])} values: the save is corrupt"
+                )
             index = pd.RangeIndex(length)
             y = np.full(length, last)
         else:

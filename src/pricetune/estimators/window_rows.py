@@ -22,6 +22,9 @@ from pricetune.training.config import TrainingConfig, integer
 # rows predicted with it: float32 matrix products round differently with
 # the number of rows.
 _PREDICT_BATCH = 64
+#: the most columns of X a safe save may claim (its stand-in rows are
+#: allocated from the number before the weights are read)
+MAX_FEATURES = 10_000_000
 
 #: the row estimators' defaults and docs where they differ from the forecaster's
 ROW_DEFAULTS = {"context_length": None, "patch_length": 8}
@@ -265,8 +268,22 @@ class WindowRowsMixin(FineTuningMixin):
         ``feature_names_in_``); the restore hook replaces training."""
         import pandas as pd
 
-        X = np.zeros((n_rows, fitted["n_features_in"]))
+        from pricetune.persistence.errors import PersistenceError
+
+        n_features = fitted["n_features_in"]
         names = fitted["feature_names_in"]
+        # checked before the stand-in rows are allocated from it
+        if type(n_features) is not int or not 1 <= n_features <= MAX_FEATURES:
+            raise PersistenceError(
+                f"the saved n_features_in={n_features!r} is not a number of columns "
+                f"from 1 to {MAX_FEATURES:,}: the save is corrupt"
+            )
+        if names is not None and len(names) != n_features:
+            raise PersistenceError(
+                f"the save names {len(names)} columns of X but n_features_in is "
+                f"{n_features}: the save is corrupt"
+            )
+        X = np.zeros((n_rows, n_features))
         return X if names is None else pd.DataFrame(X, columns=list(names))
 
     # ------------------------------------------------------------- pickling
