@@ -501,11 +501,19 @@ def _regular_freq(times: pd.Index, freq) -> str | None:
     are, rather than failing later when ``predict`` counts steps ahead."""
     if not isinstance(times, pd.DatetimeIndex):
         return None
-    if freq is None and len(times) >= 3:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            freq = pd.infer_freq(times)
+    if freq is None:
+        freq = _inferred_freq(times)
     return _checked_freq(freq)
+
+
+def _inferred_freq(times: pd.DatetimeIndex) -> str | None:
+    """pandas' frequency of ``times`` (None when it finds none, or for fewer
+    than the 3 points it needs), without its warnings."""
+    if len(times) < 3:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return pd.infer_freq(times)
 
 
 def _checked_freq(freq) -> str:
@@ -526,8 +534,5 @@ def _panel_freq(times: pd.Index, order, offsets, freq) -> str | None:
     if freq is None:
         longest = int(np.argmax(np.diff(offsets)))
         rows = order[offsets[longest] : offsets[longest + 1]]
-        if len(rows) >= 3:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                freq = pd.infer_freq(times.take(rows))
+        freq = _inferred_freq(times.take(rows))
     return _checked_freq(freq)

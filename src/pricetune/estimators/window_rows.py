@@ -119,19 +119,21 @@ class WindowRowsMixin(FineTuningMixin):
             # the network then learns, relative to each row, what it leaves
             train, _ = windows.split(config.validation_fraction)
             self._baseline = LinearBaseline.fit(X[train], targets[train])
-            return Windows(contexts, targets - self._baseline_shift(X), covariates)
+            shift = self._baseline_shift(X, contexts)
+            return Windows(contexts, targets - shift, covariates)
 
         prepare = less_baseline if config.linear_baseline else None
         self._fit_model(config, windows, targets.shape[1], prepare)
 
-    def _baseline_shift(self, X: np.ndarray) -> np.ndarray:
+    def _baseline_shift(self, X: np.ndarray, contexts: np.ndarray) -> np.ndarray:
         """``(n, n_outputs)``: the linear baseline's values for the rows of
         ``X`` less each row's location (the network's outputs are relative
-        to it), so that the network's outputs plus this are predictions."""
+        to it), so that the network's outputs plus this are predictions.
+        ``contexts`` are the past values of ``X`` (:meth:`_contexts`)."""
         import torch
 
-        contexts = torch.tensor(self._contexts(X), dtype=torch.float32)
-        loc, _ = self._members()[0].scaling(contexts.to(self.device_))
+        context = torch.tensor(contexts, dtype=torch.float32, device=self.device_)
+        loc, _ = self._members()[0].scaling(context)
         return self._baseline.predict(X) - loc.double().cpu().numpy()
 
     def _outputs(self, X, denormalise: bool = True) -> np.ndarray:
@@ -151,7 +153,7 @@ class WindowRowsMixin(FineTuningMixin):
         ]
         outputs = np.concatenate(outputs)[: len(X)]
         if getattr(self, "_baseline", None) is not None and denormalise:
-            outputs = outputs + self._baseline_shift(X)[:, :, None]
+            outputs = outputs + self._baseline_shift(X, contexts)[:, :, None]
         return outputs
 
     # ---------------------------------------------------------- persistence

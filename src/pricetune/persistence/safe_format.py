@@ -268,15 +268,14 @@ def _read_document(directory: Path) -> dict:
 #: bounds on the sizes a save's JSON gives the model, checked before anything
 #: is built: the model is allocated from them before its weights can be
 #: compared, so an edited ``horizon`` of 10**13 would ask for petabytes
-MODEL_SIZE_LIMITS = {"horizon": 100_000, "n_covariate_features": 1_000_000}
+MODEL_SIZE_LIMITS = {"horizon": (1, 100_000), "n_covariate_features": (0, 1_000_000)}
 
 
 def _check_model_sizes(model: dict, path: Path) -> None:
     if not isinstance(model, dict):
         raise PersistenceError(f"{path} is corrupt: its model entry is malformed")
-    for name, limit in MODEL_SIZE_LIMITS.items():
+    for name, (low, limit) in MODEL_SIZE_LIMITS.items():
         value = model.get(name)
-        low = 1 if name == "horizon" else 0
         if type(value) is not int or not low <= value <= limit:
             raise PersistenceError(
                 f"{path} is corrupt: model.{name} is {value!r}, not an integer "
