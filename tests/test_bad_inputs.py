@@ -542,6 +542,21 @@ CASES += [
         r"model.horizon is 10000000000000",
     ),
     load_case(
+        "load an edited context length",
+        _edit_json(lambda d: d["params"].update(context_length=10**9)),
+        PersistenceError,
+        r"model.safetensors: the saved weights do not fit the model .* "
+        r"head.projection.weight \(saved float32 \[26, 20\], built float32 "
+        r"\[26, 1999999996\]\)",
+    ),
+    load_case(
+        "load an edited patch length",
+        _edit_json(lambda d: d["params"].update(patch_length=10**8)),
+        PersistenceError,
+        r"pricetune.json does not load: patch_length \(100000000\) must not "
+        r"exceed context_length \(12\)",
+    ),
+    load_case(
         "load a negative horizon",
         _edit_json(lambda d: d["model"].update(horizon=-3)),
         PersistenceError,

@@ -595,6 +595,38 @@ def test_load_weights_that_do_not_fit(damaged):
         FineTunedPriceForecaster.load(damaged)
 
 
+@pytest.mark.parametrize(
+    "config, change, named",
+    [
+        ("none", {"context_length": 10**9}, "head.projection.weight"),
+        # a Hugging Face backbone with LoRA: built from its config on the
+        # meta device, since from_pretrained refuses it
+        ("minilm-lora", {"backbone_kwargs": {"n_layers": 2}}, "layer.1"),
+    ],
+    ids=["context length", "number of layers"],
+)
+def test_edited_sizes_are_refused_before_the_model_is_built(
+    config, change, named, brent_monthly, tmp_path, monkeypatch
+):
+    """Sizes read from the JSON are checked against the weights file's
+    header on the meta device: the real model, which would be allocated
+    from them, is never built."""
+    from pricetune.estimators.fine_tuning import FineTuningMixin
+
+    forecaster = _fit(CONFIGS[config], brent_monthly.iloc[-40:])
+    forecaster.save(tmp_path, serialization_format=SAFE)
+    _edit(tmp_path, lambda document: document["params"].update(change))
+
+    def never(*args, **kwargs):
+        raise AssertionError("the model was built before its sizes were checked")
+
+    monkeypatch.setattr(FineTuningMixin, "_assemble", never)
+    with pytest.raises(PersistenceError, match="weights do not fit") as caught:
+        FineTunedPriceForecaster.load(tmp_path)
+    assert str(tmp_path / WEIGHTS_FILE) in str(caught.value)
+    assert named in str(caught.value)
+
+
 def test_load_warns_about_another_component_version(damaged):
     _edit(damaged, lambda d: d["components"]["head"].update(version="0.0.1"))
     with pytest.warns(PersistenceWarning, match="head 'quantile' was saved with"):

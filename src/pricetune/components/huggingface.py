@@ -197,7 +197,7 @@ def load_model(
         for a kept copy.
     """
     with quiet_transformers():
-        if path is not None and pretrained:
+        if path is not None and pretrained and not building_on_meta():
             return model_class.from_pretrained(
                 path, config=config, local_files_only=True
             )
@@ -206,6 +206,16 @@ def load_model(
         if hasattr(model_class, "from_config"):
             return model_class.from_config(config)
         return model_class(config)
+
+
+def building_on_meta() -> bool:
+    """Whether models are being built on torch's meta device (shapes only:
+    the safe loader checks a saved model's shapes this way before building
+    it). ``from_pretrained`` refuses that device, and there are no weights
+    to read into it: a checkpoint is then built from its config alone."""
+    import torch
+
+    return torch.get_default_device().type == "meta"
 
 
 def max_positions(config) -> int | None:
@@ -289,6 +299,8 @@ def pretrained_body(path: Path, config) -> nn.Module:
     import torch
     from transformers import AutoModel
 
+    if building_on_meta():  # shapes only: nothing to read or keep
+        return load_model(AutoModel, copy.deepcopy(config), path, True)
     key = _checkpoint_key(path, config)
     with _PRETRAINED_LOCK:
         body = _PRETRAINED.get(key)

@@ -322,11 +322,16 @@ class FineTuningMixin:
         and load the saved ``weights`` into it, strictly (a full file of a
         version 1 save, or the trained tensors over the checked base ones:
         :func:`pricetune.persistence.weights.load_weights`)."""
-        from pricetune.nn.build import member_seeds
+        from pricetune.nn.build import build_model, member_seeds
         from pricetune.persistence.codec import decode_frame
-        from pricetune.persistence.weights import load_weights
+        from pricetune.persistence.weights import check_before_building, load_weights
 
-        self._assemble(config, state["horizon"], state["n_covariate_features"])
+        horizon, n_features = state["horizon"], state["n_covariate_features"]
+        check_before_building(
+            lambda: build_model(config, horizon, n_features, state["seed"])[0],
+            weights,
+        )
+        self._assemble(config, horizon, n_features)
         load_weights(self.model_, weights)
         self._seed = state["seed"]
         self._seeds = member_seeds(self._seed, len(self._seeds))

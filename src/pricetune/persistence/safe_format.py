@@ -416,6 +416,14 @@ def load(path, *, device: str | None = None, expected: type | None = None):
             f"{directory / METADATA_FILE} is corrupt: a missing or malformed "
             f"entry ({type(error).__name__}: {error})"
         ) from error
+    except (ValueError, TypeError) as error:
+        if isinstance(error, PersistenceError):
+            raise
+        # the saved parameters fail the checks of fit (an edited
+        # patch_length longer than the context, say)
+        raise PersistenceError(
+            f"{directory / METADATA_FILE} does not load: {error}"
+        ) from error
     finally:
         if isinstance(weights, SavedWeights):
             weights.close()
