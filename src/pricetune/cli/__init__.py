@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 import warnings
 
-from pricetune.cli import backtest, demo, forecast, plugins
+from pricetune.cli import backtest, demo, forecast, plugins, tune
 from pricetune.cli.backtest import DAILY_HISTORY, SUITE, SUITE_ABLATION_LAYERS
 from pricetune.cli.errors import OneLineParser, report
 
@@ -42,6 +42,7 @@ def build_parser() -> OneLineParser:
     backtest.add_parser(commands)
     demo.add_parser(commands)
     plugins.add_parser(commands)
+    tune.add_parser(commands)
     return parser
 
 
