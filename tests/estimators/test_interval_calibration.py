@@ -138,3 +138,84 @@ def test_calibration_needs_validation_windows_and_quantiles(y, settings, message
     )
     with pytest.raises(ValueError, match=message):
         forecaster.fit(y, fh=[1])
+
+
+# ------------------------------------------------- calibrate_intervals="conformal"
+def test_conformal_margins_by_hand():
+    """Zero-width intervals at 0 for two windows of scale 1 and 2: a pair's
+    margin is the rank ceil((n + 1)(1 - 2q)) / n score, |y| / scale."""
+    from pricetune.nn.conformal import apply_margins, conformal_margins
+
+    levels = [0.25, 0.5, 0.75]
+    outputs = np.zeros((4, 1, 3))
+    targets = np.array([[1.0], [-3.0], [2.0], [-8.0]])
+    scale = np.array([[1.0], [1.0], [2.0], [2.0]])
+    margins = conformal_margins(levels, outputs, targets, scale)
+    # scores 1, 3, 1, 4: the ceil(5 * 0.5) = 3rd smallest, 3
+    np.testing.assert_array_equal(margins, [[-3.0, 0.0, 3.0]])
+    shifted = apply_margins(levels, outputs, margins, scale)
+    np.testing.assert_array_equal(shifted[:, 0, 0], [-3.0, -3.0, -6.0, -6.0])
+    np.testing.assert_array_equal(shifted[:, 0, 1], 0.0)
+    with pytest.raises(ValueError, match="levels in pairs q and 1 - q"):
+        conformal_margins([0.1, 0.5, 0.8], outputs, targets, scale)
+
+
+def test_narrowed_intervals_stop_at_the_median_and_stay_in_order():
+    from pricetune.nn.conformal import apply_margins
+
+    levels = [0.1, 0.25, 0.5, 0.75, 0.9]
+    outputs = np.array([[[-2.0, -1.0, 0.0, 1.0, 2.0]]])
+    margins = np.array([[1.5, 1.5, 0.0, -1.5, -1.5]])  # narrowing by 1.5
+    shifted = apply_margins(levels, outputs, margins, np.ones((1, 1)))
+    np.testing.assert_array_equal(shifted[0, 0], [-0.5, 0.0, 0.0, 0.0, 0.5])
+
+
+@pytest.fixture(scope="module")
+def conformal(y):
+    return FineTunedPriceForecaster(**SETTINGS, calibrate_intervals="conformal").fit(
+        y, fh=[1, 2, 3]
+    )
+
+
+def test_conformal_intervals_cover_the_validation_windows(pair, conformal, y):
+    """On the windows they were calibrated on, the conformal intervals cover
+    at least their nominal share at every step (the finite-sample rank makes
+    this exact); the median does not move."""
+    plain, _ = pair
+    assert conformal.interval_scale_ == 1.0
+    assert conformal.conformal_margins_.shape == (3, len(LEVELS))
+    pd.testing.assert_series_equal(plain.predict(), conformal.predict())
+    windows = series_windows(y.to_numpy(dtype=float), 16, 3)
+    _, validation = windows.split(0.2)
+    contexts, targets, _ = windows.batch(validation)
+    outputs = conformal._raw_outputs(contexts)  # (n, 3, 5), calibrated
+    for low, high, nominal in ((0, 4, 0.8), (1, 3, 0.5)):
+        inside = (outputs[:, :, low] <= targets) & (targets <= outputs[:, :, high])
+        assert (inside.mean(axis=0) >= nominal).all(), inside.mean(axis=0)
+    # the margins widen or narrow symmetrically, and the median's is 0
+    margins = conformal.conformal_margins_
+    np.testing.assert_array_equal(margins[:, 2], 0.0)
+    np.testing.assert_array_equal(margins[:, 0], -margins[:, 4])
+
+
+def test_conformal_margins_survive_the_safe_format(conformal, tmp_path):
+    conformal.save(tmp_path / "model", serialization_format="safetensors")
+    loaded = FineTunedPriceForecaster.load(tmp_path / "model")
+    np.testing.assert_array_equal(
+        loaded.conformal_margins_, conformal.conformal_margins_
+    )
+    pd.testing.assert_frame_equal(
+        loaded.predict_interval(coverage=0.8), conformal.predict_interval(coverage=0.8)
+    )
+
+
+def test_the_regressor_takes_conformal_intervals(y):
+    values = y.to_numpy(dtype=float)
+    X = np.lib.stride_tricks.sliding_window_view(values[:-3], 16)
+    targets = np.lib.stride_tricks.sliding_window_view(values[16:], 3)
+    regressor = FineTunedPriceRegressor(
+        **{k: v for k, v in SETTINGS.items() if k != "context_length"},
+        calibrate_intervals="conformal",
+    ).fit(X, targets)
+    assert regressor.conformal_margins_.shape == (3, len(LEVELS))
+    assert np.isfinite(regressor.conformal_margins_).all()

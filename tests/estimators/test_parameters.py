@@ -22,12 +22,14 @@ from pricetune.training.config import integer, option
 
 EXCLUDED = {
     FineTunedPriceForecaster: ("linear_baseline",),
-    FineTunedPriceRegressor: (),
+    FineTunedPriceRegressor: ("past_covariates", "static_covariates"),
     FineTunedPriceDirectionClassifier: (
         "head",
         "normalization",
         "calibrate_intervals",
         "linear_baseline",
+        "past_covariates",
+        "static_covariates",
     ),
 }
 FIELDS = [spec.name for spec in dataclasses.fields(TrainingConfig)]
@@ -94,7 +96,7 @@ CHANGED = dict(
     augmentations=["scaling"],
     adversarial_epsilon=0.0,
     ema_epochs=1.0,
-    calibrate_intervals=True,
+    calibrate_intervals="conformal",
     n_ensemble=2,
     compile="default",
     precision="fp32",
@@ -105,6 +107,11 @@ CHANGED = dict(
     steps_per_epoch=3,
     max_validation_windows=20,
     linear_baseline=False,  # the regressor's default is True
+    # the defaults: 2 processes are tested in tests/training/test_distributed.py,
+    # covariate roles (which need X) in tests/estimators/test_covariate_roles.py
+    n_processes=1,
+    past_covariates=(),
+    static_covariates=(),
 )
 
 
@@ -212,7 +219,18 @@ def test_an_option_added_as_contributing_says_reaches_the_trainer(
         ("batch_size", 0, ValueError, "batch_size must be at least 1"),
         ("patch_stride", 2.5, TypeError, "patch_stride must be an integer"),
         ("lr_schedule", "linear", ValueError, "lr_schedule must be one of"),
-        ("calibrate_intervals", "yes", TypeError, "calibrate_intervals must be True"),
+        (
+            "calibrate_intervals",
+            "yes",
+            ValueError,
+            r"calibrate_intervals must be one of \('scale', 'conformal'\), got 'yes'",
+        ),
+        (
+            "calibrate_intervals",
+            2,
+            TypeError,
+            r"calibrate_intervals must be True, False or one of",
+        ),
         ("device", "tpu", ValueError, "device='tpu' is not a device"),
         ("random_state", "seed", TypeError, "random_state must be an int"),
         ("verbose", -1, ValueError, "verbose must be a non-negative integer"),

@@ -42,6 +42,18 @@ def test_a_cuda_index_that_is_not_there_fails_early(monkeypatch):
         resolve_device("cuda:1")
 
 
+def test_under_torchrun_each_process_gets_its_own_gpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_RANK", "2")
+    assert resolve_device("auto") == torch.device("cuda:2")
+    assert resolve_device("cuda") == torch.device("cuda:2")
+    assert resolve_device("cuda:1") == torch.device("cuda:1")  # as asked
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert resolve_device("cuda") == torch.device("cuda")
+
+
 def test_auto_precision_is_bf16_on_cuda_only(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
     assert resolve_precision("auto", torch.device("cuda")) is torch.bfloat16

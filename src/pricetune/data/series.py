@@ -359,10 +359,22 @@ class SeriesStore:
         past = None if self.covariates is None else self.covariates[rows]
         return self.values[rows], past
 
-    def scaled_covariates(self, X, index, name: str = "X") -> np.ndarray:
-        """Rows ``index`` of ``X`` in the fitted columns, standardised."""
-        rows = covariate_rows(X, index, name, self.covariate_names)
-        return self.scaling.transform(rows)
+    def scaled_covariates(self, X, index, columns=None, name: str = "X") -> np.ndarray:
+        """Rows ``index`` of ``X`` in the fitted columns, standardised. With
+        ``columns`` (some of the fitted ones), only those are read from
+        ``X``; the others are 0 (the predict rows of past-only and static
+        columns, which the model does not read)."""
+        if columns is None or list(columns) == list(self.covariate_names):
+            rows = covariate_rows(X, index, name, self.covariate_names)
+            return self.scaling.transform(rows)
+        scaled = np.zeros((len(index), len(self.covariate_names)))
+        if not len(columns):
+            return scaled
+        positions = [self.covariate_names.index(c) for c in columns]
+        rows = covariate_rows(X, index, name, columns)
+        loc, scale = self.scaling.loc[positions], self.scaling.scale[positions]
+        scaled[:, positions] = (rows - loc) / scale
+        return scaled
 
     # --------------------------------------------------------- persistence
     def to_json(self) -> dict:

@@ -75,7 +75,14 @@ def direction_rows(prices, context_length: int, horizon: int = 1):
 
 
 @training_parameters(
-    exclude=("head", "normalization", "calibrate_intervals", "linear_baseline"),
+    exclude=(
+        "head",
+        "normalization",
+        "calibrate_intervals",
+        "linear_baseline",
+        "past_covariates",
+        "static_covariates",
+    ),
     defaults=ROW_DEFAULTS,
     docs={
         **ROW_DOCS,

@@ -50,7 +50,13 @@ class FineTuningMixin:
         )
 
     # ------------------------------------------------------------ assembly
-    def _assemble(self, config: TrainingConfig, horizon: int, n_covariate_features):
+    def _assemble(
+        self,
+        config: TrainingConfig,
+        horizon: int,
+        n_covariate_features,
+        covariate_mask=None,
+    ):
         """Build the model from the plugins, apply the strategy, move it to
         the device. Sets ``model_``, ``device_``, ``horizon_``,
         ``quantiles_``, ``interval_scale_`` and the parameter counts;
@@ -69,7 +75,7 @@ class FineTuningMixin:
         # RandomState instance is drawn from, as in scikit-learn
         seed = int(check_random_state(config.random_state).randint(2**31 - 1))
         model, strategies, seeds = build_model(
-            config, horizon, n_covariate_features, seed
+            config, horizon, n_covariate_features, seed, covariate_mask
         )
         model.to(device)
         self.model_ = model
@@ -77,6 +83,7 @@ class FineTuningMixin:
         self.horizon_ = horizon
         self.quantiles_ = self._members()[0].head.quantiles
         self.interval_scale_ = 1.0
+        self.conformal_margins_ = None
         self.n_parameters_ = sum(p.numel() for p in model.parameters())
         self.n_trainable_parameters_ = sum(
             p.numel() for p in model.parameters() if p.requires_grad
@@ -123,14 +130,20 @@ class FineTuningMixin:
 
     # ------------------------------------------------------------ training
     def _fit_model(
-        self, config: TrainingConfig, windows, horizon: int, prepare=None
+        self,
+        config: TrainingConfig,
+        windows,
+        horizon: int,
+        prepare=None,
+        covariate_mask=None,
     ) -> None:
         """:meth:`_assemble` the model, check its components, then train it
         on ``windows`` (sets ``training_history_``) and calibrate its
         intervals. ``prepare(windows)``, when given, runs once the model is
         built and gives the windows to learn (the regressor's targets less
-        its linear baseline)."""
-        self._assemble(config, horizon, windows.n_covariate_features)
+        its linear baseline); ``covariate_mask``, which covariate values a
+        window reads (:func:`pricetune.data.covariate_roles.reading_mask`)."""
+        self._assemble(config, horizon, windows.n_covariate_features, covariate_mask)
         self._check_components(windows)
         if prepare is not None:
             windows = prepare(windows)
@@ -151,14 +164,29 @@ class FineTuningMixin:
 
     def _train(self, config: TrainingConfig, windows):
         """Train ``model_`` (each member in turn) further on ``windows``;
-        returns the epoch records (with a ``member`` column for ensembles)."""
+        returns the epoch records (with a ``member`` column for ensembles).
+
+        Data-parallel (docs/distributed.md): in a process group of several
+        processes (``torchrun``; one is initialised from its environment),
+        this process trains its share with the others; else with
+        ``n_processes`` > 1, each member trains in that many worker
+        processes (:func:`~pricetune.training.launch.train_in_processes`),
+        where the callbacks run, and comes back trained."""
         import pandas as pd
         import torch
 
         from pricetune.nn.build import TORCH_RNG_LOCK
+        from pricetune.training import distributed
         from pricetune.training.callbacks import standard_callbacks
         from pricetune.training.trainer import Trainer
 
+        distributed.init_from_environment(self.device_)
+        rank, world_size = distributed.world()
+        if world_size > 1:  # one GPU per process
+            device = distributed.process_device(self.device_)
+            if device != self.device_:
+                self.model_.to(device)
+                self.device_ = device
         members = self._members()
         trainable = set(self._trainable_names)
         for name, parameter in self.model_.named_parameters():
@@ -177,8 +205,35 @@ class FineTuningMixin:
                 seed=member_seed,
             )
             seed = member_seed + self._n_updates
+            run_info = {
+                "member": member_number,
+                "update": self._n_updates,
+                "seed": member_seed,
+            }
+            if world_size == 1 and config.n_processes > 1:
+                from pricetune.training.launch import train_in_processes
+
+                history = train_in_processes(
+                    config.n_processes,
+                    member,
+                    windows,
+                    config,
+                    strategy=strategy,
+                    callbacks=callbacks,
+                    seed=seed,
+                    device=self.device_,
+                    autocast_dtype=self._autocast_dtype,
+                    run_info=run_info,
+                )
+                records.extend(
+                    r if member_number is None else {"member": number, **r}
+                    for r in history
+                )
+                continue
+            if world_size > 1:  # rank 0's seed: one order of windows for all
+                seed = distributed.gather(seed)[0]
             with TORCH_RNG_LOCK, torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)  # dropout, augmentations
+                torch.manual_seed(seed + rank)  # dropout, augmentations
                 generator = torch.Generator().manual_seed(seed)  # shuffling
                 trainer = Trainer(config, self.device_, self._autocast_dtype)
                 history = trainer.fit(
@@ -187,9 +242,7 @@ class FineTuningMixin:
                     generator,
                     strategy=strategy,
                     callbacks=callbacks,
-                    member=member_number,
-                    update=self._n_updates,
-                    seed=member_seed,
+                    **run_info,
                 )
             for record in history:
                 records.append(
@@ -201,11 +254,15 @@ class FineTuningMixin:
         """With ``calibrate_intervals``, set ``interval_scale_``: the factor on
         the quantiles' distances from the median that minimises the mean
         quantile loss on the validation windows, in units of each window's
-        scale (so every series weighs alike), from a grid of 0.25 to 4."""
-        if not config.calibrate_intervals:
+        scale (so every series weighs alike), from a grid of 0.25 to 4.
+        With ``calibrate_intervals="conformal"``, set ``conformal_margins_``
+        from the same windows (:func:`pricetune.nn.conformal.conformal_margins`)."""
+        method = config.calibrate_intervals
+        if not method:
             return
         import torch
 
+        from pricetune.nn.conformal import conformal_margins
         from pricetune.nn.quantiles import best_interval_scale
 
         _, validation = windows.split(config.validation_fraction)
@@ -218,7 +275,8 @@ class FineTuningMixin:
             )
             return
         contexts, targets, covariates = windows.batch(validation)
-        self.interval_scale_ = 1.0  # the quantiles as trained, not as last scaled
+        # the quantiles as trained, not as last calibrated
+        self.interval_scale_, self.conformal_margins_ = 1.0, None
         outputs = np.concatenate(
             [
                 self._raw_outputs(
@@ -232,6 +290,11 @@ class FineTuningMixin:
             _, scale = self._members()[0].scaling(
                 torch.tensor(contexts, dtype=torch.float32)
             )
+        if method == "conformal":
+            self.conformal_margins_ = conformal_margins(
+                self.quantiles_, outputs, targets, scale.numpy()
+            )
+            return
         self.interval_scale_ = best_interval_scale(
             self.quantiles_, outputs, targets, scale.numpy()
         )
@@ -261,13 +324,14 @@ class FineTuningMixin:
             # forecasts by up to 1% for no gain in a latency-bound call
             with torch.no_grad():
                 output = model.head.to_quantiles(model(context, tensor(covariates)))
+                loc, scale = model.scaling(context)  # the members' alike
             output = output.float()
             if denormalise:
-                loc, scale = model.scaling(context)
                 output = output * scale[..., None] + loc[..., None]
             members.append(finite_outputs(output.cpu().numpy().astype(np.float64)))
+        scale = scale.float().cpu().numpy()
         if len(members) == 1:
-            return self._scaled_intervals(members[0], denormalise)
+            return self._scaled_intervals(members[0], denormalise, scale)
         stacked = np.stack(members)  # (members, n, horizon, n_values)
         if self.quantiles_ is None:  # point forecasts: their mean
             return stacked.mean(axis=0)
@@ -275,13 +339,27 @@ class FineTuningMixin:
         mixed = mixture_quantiles(
             self.quantiles_, stacked.reshape(len(members), n * steps, n_levels)
         )
-        return self._scaled_intervals(mixed.reshape(n, steps, n_levels), denormalise)
+        return self._scaled_intervals(
+            mixed.reshape(n, steps, n_levels), denormalise, scale
+        )
 
-    def _scaled_intervals(self, outputs: np.ndarray, denormalise: bool) -> np.ndarray:
+    def _scaled_intervals(
+        self, outputs: np.ndarray, denormalise: bool, scale: np.ndarray
+    ) -> np.ndarray:
         """``outputs`` with each quantile's distance from the median times
-        ``interval_scale_`` (see ``calibrate_intervals``)."""
+        ``interval_scale_`` (see ``calibrate_intervals``), or shifted by
+        ``conformal_margins_`` times each window's ``scale`` (see
+        ``calibrate_intervals="conformal"``)."""
+        if self.quantiles_ is None or not denormalise:
+            return outputs
+        # absent from models pickled before conformal intervals existed
+        margins = getattr(self, "conformal_margins_", None)
+        if margins is not None:
+            from pricetune.nn.conformal import apply_margins
+
+            return apply_margins(self.quantiles_, outputs, margins, scale)
         factor = self.interval_scale_
-        if factor == 1.0 or self.quantiles_ is None or not denormalise:
+        if factor == 1.0:
             return outputs
         median = self._quantiles_from(outputs, [0.5])
         return median + factor * (outputs - median)
@@ -314,29 +392,59 @@ class FineTuningMixin:
             "quantiles": None if self.quantiles_ is None else floats(self.quantiles_),
             "n_parameters": int(self.n_parameters_),
             "interval_scale": float(self.interval_scale_),
+            "conformal_margins": None
+            if getattr(self, "conformal_margins_", None) is None
+            else floats(self.conformal_margins_),
             "training_history": None if history is None else encode_frame(history),
         }
 
-    def _restore_model(self, config: TrainingConfig, state: dict, weights) -> None:
+    def _restore_model(
+        self, config: TrainingConfig, state: dict, weights, covariate_mask=None
+    ) -> None:
         """Assemble the model :meth:`_model_state` describes (no training)
         and load the saved ``weights`` into it, strictly (a full file of a
         version 1 save, or the trained tensors over the checked base ones:
         :func:`pricetune.persistence.weights.load_weights`)."""
         from pricetune.nn.build import build_model, member_seeds
         from pricetune.persistence.codec import decode_frame
-        from pricetune.persistence.weights import check_before_building, load_weights
+        from pricetune.persistence.weight_checks import check_before_building
+        from pricetune.persistence.weights import load_weights
 
         horizon, n_features = state["horizon"], state["n_covariate_features"]
         check_before_building(
-            lambda: build_model(config, horizon, n_features, state["seed"])[0],
+            lambda: build_model(
+                config, horizon, n_features, state["seed"], covariate_mask
+            )[0],
             weights,
         )
-        self._assemble(config, horizon, n_features)
+        self._assemble(config, horizon, n_features, covariate_mask)
         load_weights(self.model_, weights)
         self._seed = state["seed"]
         self._seeds = member_seeds(self._seed, len(self._seeds))
         self._n_updates = state["n_updates"]
         self.interval_scale_ = float(state.get("interval_scale", 1.0))
+        self.conformal_margins_ = _saved_margins(
+            state.get("conformal_margins"), self.horizon_, self.quantiles_
+        )
         history = state.get("training_history")
         if history is not None:
             self.training_history_ = decode_frame(history)
+
+
+def _saved_margins(margins, horizon: int, quantiles) -> np.ndarray | None:
+    """The ``conformal_margins_`` of a safe save, checked against the model."""
+    if margins is None:
+        return None
+    from pricetune.persistence.errors import PersistenceError
+
+    shape = (horizon, 0 if quantiles is None else len(quantiles))
+    try:
+        array = np.asarray(margins, dtype=np.float64)
+    except (TypeError, ValueError):
+        array = None
+    if array is None or array.shape != shape or not np.isfinite(array).all():
+        raise PersistenceError(
+            "the saved conformal_margins are not finite numbers of shape "
+            f"{shape} (horizon, quantile levels): the save is corrupt"
+        )
+    return array

@@ -20,10 +20,12 @@ from pricetune.data.checks import (
     labels,
     require_panel,
 )
+from pricetune.data.covariate_roles import check_roles, check_static, known_future
 from pricetune.data.series import SeriesStore
 from pricetune.data.windows import ShortSeriesWarning
 from pricetune.estimators.fine_tuning import FineTuningMixin
 from pricetune.estimators.forecaster_state import (
+    covariate_mask,
     fitted_state,
     refit_from_save,
     restore_fitted,
@@ -82,7 +84,12 @@ class FineTunedPriceForecaster(FineTuningMixin, BaseForecaster):
     covariate over the context window *and over the forecast horizon*:
     covariates are treated as known in advance (calendar features, planned
     events, promotion flags, forward curves). ``predict`` then needs ``X``
-    for every step from the cutoff to ``max(fh)``. Covariates act through
+    for every step from the cutoff to ``max(fh)``. Columns named in
+    ``past_covariates`` are known only up to each time point (inventories,
+    another market's price): a window reads them up to its cut-off only,
+    and ``predict`` needs no future values of them; columns named in
+    ``static_covariates`` hold one value per series and are read once.
+    Covariates act through
     one linear map, started at zero, that shifts the forecast of each step
     (all quantiles alike). The shift is learned in normalised units, so in
     price units it scales with each window's recent volatility (an event
@@ -122,12 +129,19 @@ class FineTunedPriceForecaster(FineTuningMixin, BaseForecaster):
     quantiles_ : tuple of float or None
         quantile levels the head predicts.
     interval_scale_ : float
-        the factor ``calibrate_intervals`` chose (1.0 without it).
+        the factor ``calibrate_intervals=True`` chose (1.0 otherwise).
+    conformal_margins_ : ndarray of shape (horizon, n_quantiles) or None
+        each quantile level's shift per horizon step, in units of the
+        context's scale, that ``calibrate_intervals="conformal"`` chose
+        (None otherwise).
     n_parameters_, n_trainable_parameters_ : int
     training_history_ : pandas.DataFrame
         one row per epoch: train and validation loss, seconds.
     covariate_names_ : list
         the columns of ``X`` seen in ``fit`` (empty without ``X``).
+    future_covariates_ : list
+        those of them ``predict`` needs after the cutoff: every column not
+        in ``past_covariates`` or ``static_covariates``.
     n_series_ : int
         number of series seen in ``fit`` (1 for a single series).
 
@@ -224,19 +238,34 @@ class FineTunedPriceForecaster(FineTuningMixin, BaseForecaster):
             restore()
             return self
         config = self._training_config()
+        check_roles(
+            [] if X is None else X.columns,
+            config.past_covariates,
+            config.static_covariates,
+        )
+        if X is not None:
+            check_static(X, config.static_covariates)
         store = SeriesStore.from_y(y, X, freq=fh.freq)
         fh = with_freq(fh, store.freq)
         horizon = max(int(steps.max()) for _, steps in steps_by_end(fh, store.ends))
         _check_training_windows(store, config.context_length, horizon)
         windows = store.windows(config.context_length, horizon)
-        self._set_store(store, config.context_length)
-        self._fit_model(config, windows, horizon)
+        self._set_store(store, config)
+        self._fit_model(
+            config,
+            windows,
+            horizon,
+            covariate_mask=covariate_mask(config, store, horizon),
+        )
         return self
 
-    def _set_store(self, store: SeriesStore, context_length: int) -> None:
+    def _set_store(self, store: SeriesStore, config) -> None:
         self._store = store
-        self.context_length_ = context_length
+        self.context_length_ = config.context_length
         self.covariate_names_ = list(store.covariate_names)
+        self.future_covariates_ = known_future(
+            store.covariate_names, config.past_covariates, config.static_covariates
+        )
         self.n_series_ = store.n_series
 
     # -------------------------------------------------------------- predict
@@ -259,13 +288,20 @@ class FineTunedPriceForecaster(FineTuningMixin, BaseForecaster):
                 ShortSeriesWarning,
                 stacklevel=4,
             )
-        if self.covariate_names_ and X is None:
+        # past-only and static columns are never read after the cut-off
+        future_columns = getattr(self, "future_covariates_", self.covariate_names_)
+        if future_columns and X is None:
             after = "each series' last time point" if store.is_panel else "the cutoff"
+            needed = (
+                ""
+                if future_columns == self.covariate_names_
+                else f" (its known-future columns {future_columns})"
+            )
             raise ValueError(
                 f"this forecaster was fitted with X ({self.covariate_names_}); "
-                f"predict needs X for the {horizon} steps after {after}"
+                f"predict needs X for the {horizon} steps after {after}{needed}"
             )
-        if X is not None and self.covariate_names_ and store.is_panel:
+        if X is not None and future_columns and store.is_panel:
             require_panel(X, "X")
         fh = with_freq(fh, store.freq)
         ends = store.ends if store.is_panel else self.cutoff
@@ -302,7 +338,7 @@ class FineTunedPriceForecaster(FineTuningMixin, BaseForecaster):
                     wanted,
                     store.time_name,
                 )
-            upcoming = store.scaled_covariates(X, wanted).reshape(
+            upcoming = store.scaled_covariates(X, wanted, future_columns).reshape(
                 len(forecastable), horizon, -1
             )
             covariates = np.concatenate([past, upcoming], axis=1).reshape(
@@ -434,6 +470,16 @@ class FineTunedPriceForecaster(FineTuningMixin, BaseForecaster):
         from pricetune.persistence import load
 
         return load(path, device=device, expected=cls)
+
+    def to_onnx(self, path, quantize=None, opset=18):
+        """Export the fitted network, with its normalisation, to an ONNX file
+        that :class:`pricetune.export.OnnxForecaster` forecasts from without
+        torch; ``quantize="int8"`` quantises its weights. The same as
+        :func:`pricetune.export.export_onnx` (docs/deployment.md); needs
+        ``pip install 'pricetune[onnx]'``."""
+        from pricetune.export import export_onnx
+
+        return export_onnx(self, path, quantize=quantize, opset=opset)
 
     def _fitted_state(self) -> dict:
         """The safe format's fitted state: the series store (every value the

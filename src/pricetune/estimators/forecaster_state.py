@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from pricetune.data.covariate_roles import reading_mask
 from pricetune.data.scaling import Standardiser
 from pricetune.data.series import SeriesStore
 from pricetune.persistence.codec import (
@@ -72,8 +73,9 @@ def restore_fitted(forecaster, fitted: dict, model_state: dict, weights) -> None
         )
     except ValueError as error:
         raise PersistenceError(f"{error}: the save is corrupt") from error
-    forecaster._restore_model(config, model_state, weights)
-    forecaster._set_store(store, config.context_length)
+    mask = covariate_mask(config, store, model_state["horizon"])
+    forecaster._restore_model(config, model_state, weights, covariate_mask=mask)
+    forecaster._set_store(store, config)
 
 
 def refit_from_save(forecaster, fitted: dict) -> None:
@@ -208,3 +210,15 @@ def upgrade_pickled_state(state: dict) -> dict:
     )
     state.setdefault("context_length_", state["context_length"])
     return state
+
+
+def covariate_mask(config, store: SeriesStore, horizon: int):
+    """Which covariate values a window of ``store`` reads under the roles
+    of ``config`` (:func:`~pricetune.data.covariate_roles.reading_mask`)."""
+    return reading_mask(
+        store.covariate_names,
+        config.past_covariates,
+        config.static_covariates,
+        config.context_length,
+        horizon,
+    )

@@ -15,6 +15,8 @@ from pricetune.persistence.restore import pending_restore
     # a default-constructed regressor learns plain tabular regressions too
     # (sklearn's check_estimator, issue 18): see linear_baseline.py
     defaults={**ROW_DEFAULTS, "linear_baseline": True},
+    # rows of X have no time: no past-only or static columns
+    exclude=("past_covariates", "static_covariates"),
     docs={
         **ROW_DOCS,
         "head": (
@@ -92,7 +94,11 @@ class FineTunedPriceRegressor(WindowRowsMixin, RegressorMixin, BaseEstimator):
     quantiles_ : tuple of float or None
         quantile levels the head predicts.
     interval_scale_ : float
-        the factor ``calibrate_intervals`` chose (1.0 without it).
+        the factor ``calibrate_intervals=True`` chose (1.0 otherwise).
+    conformal_margins_ : ndarray of shape (horizon, n_quantiles) or None
+        each quantile level's shift per horizon step, in units of the
+        context's scale, that ``calibrate_intervals="conformal"`` chose
+        (None otherwise).
     n_parameters_, n_trainable_parameters_ : int
     training_history_ : pandas.DataFrame
         one row per epoch: train and validation loss, seconds.

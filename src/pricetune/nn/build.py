@@ -43,10 +43,13 @@ def member_seeds(seed: int, n_members: int) -> list[int]:
     return [seed, *(int(s) for s in rest)]
 
 
-def build_member(config, horizon: int, n_covariate_features: int, seed: int):
+def build_member(
+    config, horizon: int, n_covariate_features: int, seed: int, covariate_mask=None
+):
     """One :class:`~pricetune.nn.model.PatchForecastModel` and its strategy,
     built from the components ``config`` names, with torch seeded by
-    ``seed``; the strategy has been applied."""
+    ``seed``; the strategy has been applied. ``covariate_mask`` says which
+    covariate values a window reads (:mod:`pricetune.data.covariate_roles`)."""
     n_patches = count_patches(
         config.context_length, config.patch_length, config.patch_stride
     )
@@ -76,18 +79,24 @@ def build_member(config, horizon: int, n_covariate_features: int, seed: int):
             horizon=horizon,
             n_covariate_features=n_covariate_features,
             min_scale=config.min_scale,
+            covariate_mask=covariate_mask,
         )
         strategy.apply(model)
     return model, strategy
 
 
-def build_model(config, horizon: int, n_covariate_features: int, seed: int):
+def build_model(
+    config, horizon: int, n_covariate_features: int, seed: int, covariate_mask=None
+):
     """``(model, strategies, seeds)``: the model of ``config``
     (:class:`~pricetune.nn.model.EnsembleModel` of ``n_ensemble`` members,
     or the one member), the strategy of each member and each member's
     seed (the first is ``seed``, the one a single model would get)."""
     seeds = member_seeds(seed, config.n_ensemble)
-    built = [build_member(config, horizon, n_covariate_features, s) for s in seeds]
+    built = [
+        build_member(config, horizon, n_covariate_features, s, covariate_mask)
+        for s in seeds
+    ]
     members = [model for model, _ in built]
     model = members[0] if len(members) == 1 else EnsembleModel(members)
     return model, [strategy for _, strategy in built], seeds

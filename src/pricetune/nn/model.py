@@ -53,6 +53,7 @@ class PatchForecastModel(nn.Module):
         horizon: int | None = None,
         n_covariate_features: int = 0,
         min_scale: float = 1e-6,
+        covariate_mask=None,
     ):
         super().__init__()
         if normalization not in NORMALIZATIONS:
@@ -77,6 +78,17 @@ class PatchForecastModel(nn.Module):
             self.covariate_effect = nn.Linear(n_covariate_features, horizon)
             nn.init.zeros_(self.covariate_effect.weight)
             nn.init.zeros_(self.covariate_effect.bias)
+        # which covariate values a window reads (past-only and static
+        # columns: pricetune.data.covariate_roles); not saved: fit and load
+        # rebuild it from the settings
+        if covariate_mask is not None:
+            mask = torch.as_tensor(covariate_mask, dtype=torch.float32)
+            if mask.shape != (n_covariate_features,):
+                raise ValueError(
+                    f"covariate_mask must have {n_covariate_features} entries, "
+                    f"got shape {tuple(mask.shape)}"
+                )
+            self.register_buffer("covariate_mask", mask, persistent=False)
 
     def scaling(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-window location and scale, each of shape ``(batch, 1)``."""
@@ -114,6 +126,9 @@ class PatchForecastModel(nn.Module):
                 + " covariates; pass them exactly when it was"
             )
         if covariates is not None:
+            mask = getattr(self, "covariate_mask", None)  # None: read them all
+            if mask is not None:
+                covariates = covariates * mask
             output = self.head.shift(output, self.covariate_effect(covariates))
         return output
 

@@ -12,6 +12,11 @@ run: weight averaging before early stopping (the best weights are the
 averaged ones, and early stopping's restore comes last), both before the
 checkpoint (which saves their state), the checkpoint before the strategy's
 hooks and the logs (a resumed run tells them where it resumes).
+
+In data-parallel training (``n_processes``, ``torchrun``) every process
+runs the callbacks with the same records; the ones that write files or
+print (checkpoints, the CSV and TensorBoard logs, the progress bar) do so
+in the process of rank 0 only (``run.rank``).
 """
 
 from __future__ import annotations
@@ -50,6 +55,9 @@ class TrainingRun:
         ensemble member (``None`` for a single model), the number of the
         ``update`` (0 in ``fit``) and the member's seed.
     windows, callbacks : the training data and every callback of the run.
+    rank, world_size : this process's rank and the number of processes
+        training data-parallel (0 and 1 in a single process); only rank 0
+        writes files and prints.
     """
 
     model: nn.Module
@@ -70,6 +78,8 @@ class TrainingRun:
     member: int | None = None
     update: int = 0
     seed: int | None = None
+    rank: int = 0
+    world_size: int = 1
 
     @property
     def step(self) -> int:
@@ -274,6 +284,8 @@ class Checkpointing(Callback):
     def on_epoch_end(self, run: TrainingRun, metrics: dict) -> None:
         from pricetune.training import checkpoints
 
+        if run.rank:  # every process reads the checkpoint; rank 0 writes it
+            return
         device = next(iter(run.trainable.values())).device
         callback_states = {}
         for key, callback in _keyed(run.callbacks):
@@ -344,11 +356,13 @@ class CsvLogger(Callback):
         self.path = path
 
     def on_train_begin(self, run: TrainingRun) -> None:
-        if not run.history:
+        if not run.history and not run.rank:
             with open(self.path, "w", newline="") as handle:
                 csv.DictWriter(handle, LOG_FIELDS).writeheader()
 
     def on_epoch_end(self, run: TrainingRun, metrics: dict) -> None:
+        if run.rank:
+            return
         with open(self.path, "a", newline="") as handle:
             csv.DictWriter(handle, LOG_FIELDS).writerow(metrics)
 
@@ -364,19 +378,25 @@ class TensorBoardLogger(Callback):
     def on_train_begin(self, run: TrainingRun) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
+        self.writer = None
+        if run.rank:
+            return
         first = len(run.history) + 1
         self.writer = SummaryWriter(
             self.directory, purge_step=first if first > 1 else None
         )
 
     def on_epoch_end(self, run: TrainingRun, metrics: dict) -> None:
+        if self.writer is None:  # not rank 0
+            return
         for name, value in metrics.items():
             if name != "epoch":
                 self.writer.add_scalar(name, value, global_step=metrics["epoch"])
         self.writer.flush()
 
     def on_train_end(self, run: TrainingRun) -> None:
-        self.writer.close()
+        if self.writer is not None:
+            self.writer.close()
 
 
 class ProgressBar(Callback):
@@ -395,7 +415,7 @@ class ProgressBar(Callback):
             initial=len(run.history),
             desc=self.description,
             unit="epoch",
-            disable=not self.verbose,
+            disable=not self.verbose or run.rank != 0,
             leave=self.verbose > 1,
         )
 
@@ -422,7 +442,9 @@ def standard_callbacks(
 
     ``member`` numbers the ensemble member (``None`` for a single model) and
     ``update`` the ``update`` call (0 in ``fit``): each gets its own
-    checkpoint and TensorBoard sub-folder and CSV file name.
+    checkpoint and TensorBoard sub-folder and CSV file name. In
+    data-parallel training each process runs its own copy of them, and the
+    ones that write or print do so in rank 0 only.
     """
     suffix = None if member is None else f"member-{member}"
     callbacks: list[Callback] = []

@@ -19,187 +19,38 @@ CONTRIBUTING.md.
 
 from __future__ import annotations
 
-import math
-import numbers
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 
 from pricetune.nn import NORMALIZATIONS
 from pricetune.registry import KINDS
-
-#: torch.compile modes the ``compile`` setting takes besides True/False
-COMPILE_MODES = (
-    "default",
-    "reduce-overhead",
-    "max-autotune",
-    "max-autotune-no-cudagraphs",
+from pricetune.training.setting_checks import (
+    COMPILE_MODES,  # noqa: F401 - pricetune.training.COMPILE_MODES
+    augmentation_list,
+    boolean,
+    callback_list,
+    choice,
+    column_names,
+    compile_mode,
+    component_name,
+    device_spec,
+    fraction,
+    integer,
+    interval_calibration,
+    keyword_dict,
+    non_negative,
+    path_or_none,
+    positive,
+    positive_or_none,
+    seed_source,
+    verbosity,
 )
+
 LR_SCHEDULES = ("cosine", "constant")
 PRECISIONS = ("auto", "fp32", "bf16")
 #: the component kinds a model is assembled from (augmentations act on the
 #: training windows instead)
 MODEL_COMPONENTS = tuple(kind for kind in KINDS if kind != "augmentation")
-
-
-# ------------------------------------------------------------------ checks
-# Each takes the parameter's name and value and returns the value to use,
-# or raises TypeError/ValueError with a message that names the parameter.
-def integer(minimum: int) -> Callable:
-    def check(name: str, value):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-            raise TypeError(f"{name} must be an integer, got {value!r}")
-        if value < minimum:
-            raise ValueError(f"{name} must be at least {minimum}, got {value}")
-        return int(value)
-
-    return check
-
-
-def _number(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    number = float(value)
-    if not math.isfinite(number):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return number
-
-
-def positive(name: str, value) -> float:
-    number = _number(name, value)
-    if not number > 0:
-        raise ValueError(f"{name} must be positive, got {value}")
-    return number
-
-
-def positive_or_none(name: str, value) -> float | None:
-    if value is None:
-        return None
-    number = _number(name, value)
-    if not number > 0:
-        raise ValueError(f"{name} must be positive or None, got {value}")
-    return number
-
-
-def non_negative(name: str, value) -> float:
-    number = _number(name, value)
-    if number < 0:
-        raise ValueError(f"{name} must be zero or positive, got {value}")
-    return number
-
-
-def fraction(name: str, value) -> float:
-    number = _number(name, value)
-    if not 0.0 <= number < 1.0:
-        raise ValueError(f"{name} must be in [0, 1), got {value}")
-    return number
-
-
-def choice(options: tuple) -> Callable:
-    def check(name: str, value):
-        if not isinstance(value, str) or value not in options:
-            raise ValueError(f"{name} must be one of {options}, got {value!r}")
-        return value
-
-    return check
-
-
-def boolean(name: str, value) -> bool:
-    if isinstance(value, str) or value not in (True, False):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
-
-
-def keyword_dict(name: str, value) -> dict:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise TypeError(f"{name} must be a dict or None, got {value!r}")
-    return dict(value)
-
-
-def component_name(name: str, value):
-    """A registered component's name, or a component class (the direction
-    classifier's fixed head); names are looked up in ``__post_init__``."""
-    if not isinstance(value, str | type):
-        raise TypeError(f"{name} must be a component's name, got {value!r}")
-    return value
-
-
-def path_or_none(name: str, value):
-    if value is None:
-        return None
-    if not isinstance(value, str | os.PathLike):
-        raise TypeError(f"{name} must be a path or None, got {value!r}")
-    return os.fspath(value)
-
-
-def compile_mode(name: str, value):
-    if isinstance(value, bool) or value in COMPILE_MODES:
-        return value
-    raise ValueError(
-        f"{name} must be True, False or one of {COMPILE_MODES}, got {value!r}"
-    )
-
-
-def verbosity(name: str, value) -> int:
-    if not isinstance(value, numbers.Integral) or value < 0:
-        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
-    return int(value)
-
-
-def device_spec(name: str, value):
-    import torch
-
-    if isinstance(value, torch.device):
-        return value
-    if not isinstance(value, str):
-        raise TypeError(
-            f"{name} must be a string such as 'auto' or 'cpu', got {value!r}"
-        )
-    if value != "auto":
-        try:
-            torch.device(value)
-        except RuntimeError as error:
-            raise ValueError(
-                f"{name}={value!r} is not a device: use 'auto', 'cpu', 'cuda', "
-                f"'cuda:1', 'mps'... ({error})"
-            ) from error
-    return value
-
-
-def seed_source(name: str, value):
-    import numpy as np
-
-    if value is None or isinstance(value, np.random.RandomState):
-        return value
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(
-            f"{name} must be an int, a numpy RandomState or None, got {value!r}"
-        )
-    return int(value)
-
-
-def augmentation_list(name: str, value) -> tuple:
-    from pricetune.components.augmentations import build_augmentations
-
-    return tuple(build_augmentations(value))
-
-
-def callback_list(name: str, value) -> tuple:
-    from pricetune.training.callbacks import Callback
-
-    if value is None:
-        return ()
-    items = [value] if isinstance(value, Callback) else value
-    if not isinstance(items, list | tuple) or not all(
-        isinstance(item, Callback) for item in items
-    ):
-        raise TypeError(
-            f"{name} must be a pricetune.training.Callback, a list of them or "
-            f"None, got {value!r}"
-        )
-    return tuple(items)
 
 
 def option(default, check: Callable, doc: str, *, type: str, volatile=False):
@@ -364,15 +215,20 @@ is about this many epochs (decay per optimiser step
 noise of the last optimiser steps. None trains without averaging.""",
         type="float or None",
     )
-    calibrate_intervals: bool = option(
+    calibrate_intervals: bool | str = option(
         False,
-        boolean,
-        """after training, multiply each forecast quantile's distance from the
-median by the factor (0.25 to 4) that minimises the quantile loss on
-the validation windows, in units of each window's scale; it is kept
-in ``interval_scale_``, and the median does not move. Needs a head
-that gives quantiles and ``validation_fraction`` above 0.""",
-        type="bool",
+        interval_calibration,
+        """after training, calibrate the forecast intervals on the validation
+windows, in units of each window's scale; the median does not move.
+``True`` or ``"scale"``: multiply each quantile's distance from the
+median by the factor (0.25 to 4) that minimises the quantile loss,
+kept in ``interval_scale_``. ``"conformal"``: split-conformal
+calibration (conformalized quantile regression) of each pair of
+quantiles ``q`` and ``1 - q`` per horizon step, so that with
+exchangeable windows the interval covers at least ``1 - 2q``; the
+margins are kept in ``conformal_margins_``. Needs a head that gives
+quantiles and ``validation_fraction`` above 0.""",
+        type='bool or {"scale", "conformal"}',
     )
     n_ensemble: int = option(
         1,
@@ -503,6 +359,36 @@ regressor is at least a linear model. Without it the network reads
 each row relative to itself only (see ``normalization``) and cannot
 use a column's absolute level.""",
         type="bool",
+    )
+
+    n_processes: int = option(
+        1,
+        integer(1),
+        """train with this many processes, data-parallel
+(``torch.distributed`` DDP: gloo on CPU, nccl on CUDA), each on its
+shard of every epoch's windows with gradients averaged at each step,
+so a batch is ``batch_size`` windows per process; the fitted
+estimator is an ordinary one. 1: this process alone. Under
+``torchrun`` (or any initialised process group) a fit trains on the
+group's processes instead and this setting is not used.""",
+        type="int",
+    )
+    past_covariates: tuple = option(
+        None,
+        column_names,
+        """columns of ``X`` known only up to each time point (inventories,
+futures spreads): a window reads them over its context and never
+after its cut-off, so ``predict`` needs no future values of them.
+The other columns of ``X`` are known-future covariates.""",
+        type="list of str, optional",
+    )
+    static_covariates: tuple = option(
+        None,
+        column_names,
+        """columns of ``X`` that are constant within each series (a
+commodity's group, say): read once per series, from the context's
+last row. Numbers only: one-hot encode a text category first.""",
+        type="list of str, optional",
     )
 
     def __post_init__(self) -> None:

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from pricetune.training.config import PRECISIONS
 
 
+def _one_gpu() -> torch.device:
+    """``cuda``, or ``cuda:LOCAL_RANK`` under ``torchrun`` with several
+    processes: one GPU per process from the start, so that no process opens
+    a context on another's GPU."""
+    local = os.environ.get("LOCAL_RANK")
+    if local is not None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return torch.device("cuda", int(local))
+    return torch.device("cuda")
+
+
 def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` picks CUDA, then Apple MPS, then the CPU."""
+    """``"auto"`` picks CUDA, then Apple MPS, then the CPU; ``"auto"`` or
+    ``"cuda"`` under ``torchrun`` is the process's own GPU."""
     if isinstance(device, torch.device):
         return device
     if not isinstance(device, str):
@@ -17,12 +30,14 @@ def resolve_device(device: str | torch.device) -> torch.device:
         )
     if device == "auto":
         if torch.cuda.is_available():
-            return torch.device("cuda")
+            return _one_gpu()
         mps = getattr(torch.backends, "mps", None)
         if mps is not None and mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
     resolved = torch.device(device)
+    if resolved.type == "cuda" and resolved.index is None:
+        resolved = _one_gpu()
     if resolved.type == "cuda":
         if not torch.cuda.is_available():
             raise RuntimeError(f"device={device!r} but CUDA is not available here")

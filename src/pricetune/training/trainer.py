@@ -7,7 +7,10 @@ windows, a time-ordered validation pass after each epoch, bfloat16
 autocast on CUDA and optional ``torch.compile``. Everything else (early
 stopping, weight averaging, checkpoints, logs, the progress bar, the
 strategy's hooks, a user's monitors) is a callback
-(:mod:`pricetune.training.callbacks`).
+(:mod:`pricetune.training.callbacks`). In a process group of several
+processes (``n_processes``, ``torchrun``) the loop trains data-parallel:
+each process on its shard of every epoch, gradients averaged by
+``DistributedDataParallel`` (:mod:`pricetune.training.distributed`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import torch
 from torch import nn
 
 from pricetune.data.batches import batch_source
+from pricetune.training import distributed
 from pricetune.training.callbacks import (
     Callback,
     TrainingRun,
@@ -62,16 +66,20 @@ def check_finite_loss(loss: float, kind: str, run, config: TrainingConfig) -> No
     )
 
 
-def epoch_order(train, generator: torch.Generator, config: TrainingConfig):
+def epoch_order(
+    train, generator: torch.Generator, config: TrainingConfig, world_size: int = 1
+):
     """The training windows of one epoch, in order: every window shuffled
     (a new shuffle each epoch); with ``steps_per_epoch``, cut after as many
     windows as that many steps take, so that an epoch of a large panel
-    costs the same as one of a panel ten times larger."""
+    costs the same as one of a panel ten times larger. With ``world_size``
+    processes a step takes ``batch_size`` windows in each of them (they
+    share the order out: :func:`~pricetune.training.distributed.shard`)."""
     shuffled = train[torch.randperm(len(train), generator=generator).numpy()]
     if config.steps_per_epoch is None:
         return shuffled
     wanted = config.steps_per_epoch * config.accumulate_batches * config.batch_size
-    return shuffled[:wanted]
+    return shuffled[: wanted * world_size]
 
 
 def spread_subset(indices, limit: int | None):
@@ -246,10 +254,23 @@ class Trainer:
         config (early stopping, the strategy's hooks, and the weight
         averaging, checkpoints and logs the config asks for). ``run_info``
         (``member``, ``update``, ``seed``) tells them which run this is.
+
+        In an initialised process group of several processes (see
+        :mod:`~pricetune.training.distributed`), every process calls this
+        with the same windows and settings and a ``generator`` seeded alike:
+        each trains on its shard of every epoch, the gradients are averaged
+        at each step, and the records (the losses over every shard) and the
+        decision to stop are the same in every process.
         """
         config = self.config
+        rank, world_size = distributed.world()
         train, validation = windows.split(config.validation_fraction)
         validation = spread_subset(validation, config.max_validation_windows)
+        if len(train) < world_size:
+            raise ValueError(
+                f"{len(train)} training window(s) cannot be shared by "
+                f"{world_size} processes: use fewer processes or more data"
+            )
         source = batch_source(windows, self.device, self.placement)
         # what the optimiser holds, saved and restored as a whole even when
         # a strategy's hooks freeze part of it for a while
@@ -263,8 +284,10 @@ class Trainer:
             weight_decay=config.weight_decay,
             **self._fused_option(parameters),
         )
+        # each process's share of an epoch (all of it in a single process)
         steps_per_epoch = math.ceil(
-            math.ceil(len(train) / config.batch_size) / config.accumulate_batches
+            math.ceil(len(train) // world_size / config.batch_size)
+            / config.accumulate_batches
         )
         if config.steps_per_epoch is not None:
             steps_per_epoch = min(steps_per_epoch, config.steps_per_epoch)
@@ -272,10 +295,6 @@ class Trainer:
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimiser, lambda step: learning_rate_factor(config, step, total_steps)
         )
-        forward = model
-        if config.compile:
-            mode = None if config.compile is True else config.compile
-            forward = torch.compile(model, mode=mode)
         if callbacks is None:
             callbacks = standard_callbacks(
                 config,
@@ -298,41 +317,78 @@ class Trainer:
             has_validation=len(validation) > 0,
             windows=windows,
             callbacks=callbacks,
+            rank=rank,
+            world_size=world_size,
             **run_info,
         )
         for callback in callbacks:
             callback.on_train_begin(run)
+        forward, no_sync = self._forward(run, strategy, len(train), len(validation))
+        validation = validation[rank::world_size]  # each process scores its share
         while not run.should_stop and len(run.history) < config.max_epochs:
             run.epoch = len(run.history) + 1
             started = time.perf_counter()
             for callback in callbacks:
                 callback.on_epoch_begin(run)
             model.train()
-            order = epoch_order(train, generator, config)
-            total = self._train_epoch(run, forward, source, order)
-            record = {"epoch": run.epoch, "train_loss": total / len(order)}
+            order = epoch_order(train, generator, config, world_size)
+            if world_size > 1:
+                order = distributed.shard(order, rank, world_size)
+            total = self._train_epoch(run, forward, source, order, no_sync)
+            train_loss = self._over_ranks(total, len(order))
+            record = {"epoch": run.epoch, "train_loss": train_loss}
             check_finite_loss(record["train_loss"], "training", run, config)
             if run.has_validation:
                 with _scoring(run):
-                    record["validation_loss"] = self.evaluate(
-                        model, windows, validation, source
-                    )
+                    loss = self.evaluate(model, windows, validation, source)
+                if world_size > 1:
+                    loss = self._over_ranks(loss * len(validation), len(validation))
+                record["validation_loss"] = loss
                 check_finite_loss(record["validation_loss"], "validation", run, config)
             record["learning_rate"] = scheduler.get_last_lr()[0]
             record["seconds"] = time.perf_counter() - started
             run.history.append(record)
             for callback in callbacks:
                 callback.on_epoch_end(run, record)
+            if world_size > 1:  # one process's stop stops them all
+                run.should_stop = distributed.any_rank(run.should_stop, self.device)
         for callback in callbacks:
             callback.on_train_end(run)
         return run.history
 
-    def _train_epoch(self, run: TrainingRun, forward, source, order) -> float:
+    def _forward(self, run: TrainingRun, strategy, n_train: int, n_validation: int):
+        """The module training batches go through (the model, in
+        ``DistributedDataParallel`` in a group of several processes,
+        compiled with ``compile``) and DDP's ``no_sync`` (or ``None``)."""
+        forward, no_sync = run.model, None
+        if run.world_size > 1:
+            _check_same_run(run, n_train, n_validation, self.device)
+            forward = distributed.wrap(
+                run.model, self.device, find_unused=_changes_trainable(strategy)
+            )
+            no_sync = forward.no_sync
+        if self.config.compile:
+            mode = None if self.config.compile is True else self.config.compile
+            forward = torch.compile(forward, mode=mode)
+        return forward, no_sync
+
+    def _over_ranks(self, total: float, count: int) -> float:
+        """The mean of a summed loss ``total`` over ``count`` windows; in a
+        group of several processes, over every process's windows."""
+        if distributed.world()[1] == 1:
+            return total / count
+        return distributed.mean_over_ranks(total, count, self.device)
+
+    def _train_epoch(
+        self, run: TrainingRun, forward, source, order, no_sync=None
+    ) -> float:
         """One pass over ``order``; returns the summed (not averaged) loss.
 
         Gradients of ``accumulate_batches`` consecutive batches add up before
         each optimiser step, weighted so that the step equals one step on
-        their union.
+        their union. ``no_sync`` (``DistributedDataParallel.no_sync``)
+        keeps the processes from averaging gradients before the last batch
+        of each step.
         """
         config = self.config
         model, optimiser, scheduler = run.model, run.optimizer, run.scheduler
@@ -347,14 +403,16 @@ class Trainer:
             group = batches[start : start + config.accumulate_batches]
             group_size = sum(len(batch) for batch in group)
             optimiser.zero_grad(set_to_none=True)
-            for batch in group:
-                loss = self._data_loss(model, source.batch(batch), forward)
-                for callback in penalties:
-                    penalty = callback.loss_penalty(run)
-                    if penalty is not None:
-                        loss = loss + penalty
-                share = len(batch) / group_size
-                (loss if share == 1 else loss * share).backward()
+            for number, batch in enumerate(group, start=1):
+                last = number == len(group) or no_sync is None
+                with contextlib.nullcontext() if last else no_sync():
+                    loss = self._data_loss(model, source.batch(batch), forward)
+                    for callback in penalties:
+                        penalty = callback.loss_penalty(run)
+                        if penalty is not None:
+                            loss = loss + penalty
+                    share = len(batch) / group_size
+                    (loss if share == 1 else loss * share).backward()
                 total += loss.detach() * len(batch)
             if config.gradient_clip is not None:
                 clip_gradients(parameters, config.gradient_clip)
@@ -385,3 +443,30 @@ class Trainer:
             moved = context + step * gradient.sign()
         adversarial = self._loss(model, (moved, target, covariates), forward)
         return 0.5 * (loss + adversarial)
+
+
+def _changes_trainable(strategy) -> bool:
+    """Whether ``strategy`` may change what trains from one epoch to the
+    next (its ``on_epoch_start`` hook: gradual unfreezing), so that
+    ``DistributedDataParallel`` must allow parameters without a gradient."""
+    if strategy is None:
+        return False
+    from pricetune.components.contract import Strategy
+
+    hook = getattr(type(strategy), "on_epoch_start", Strategy.on_epoch_start)
+    return hook is not Strategy.on_epoch_start
+
+
+def _check_same_run(run: TrainingRun, n_train: int, n_validation: int, device):
+    """Every process of the group must train the same run: the same number
+    of windows and the same point of it (a resumed checkpoint); otherwise
+    one would wait forever for another's gradients."""
+    state = (n_train, n_validation, len(run.history), bool(run.should_stop))
+    states = distributed.gather(state)
+    if any(other != states[0] for other in states):
+        raise ValueError(
+            "the processes of the group disagree on the run (training windows, "
+            f"validation windows, epochs done, finished) by rank: {states}; "
+            "every process must fit the same data with the same settings, and "
+            "a checkpoint_dir must be one folder that every process sees"
+        )
