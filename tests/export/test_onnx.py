@@ -17,6 +17,11 @@ import torch
 from pricetune.export import OnnxForecaster, export_onnx
 from pricetune.export.metadata import sidecar_path
 
+# the optional extra these tests need (CI installs it: the test extra)
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+
 RTOL = 1e-4
 
 
