@@ -102,6 +102,26 @@ def test_the_best_settings_are_refit_on_all_the_data(search, brent):
     assert len(forecast) == 3 and np.isfinite(forecast.to_numpy()).all()
 
 
+def test_a_resumed_study_refits_its_best_trial_of_an_earlier_call(brent):
+    """The best trial may come from an earlier call on the same study: its
+    settings (here a dict choice) are decoded again, not read as text."""
+    space = {"backbone": ["lstm"], "backbone_kwargs": [{"hidden_size": 4}]}
+    options = dict(
+        params={**TINY, "context_length": 12},
+        default_space=False,
+        n_origins=1,
+        horizon=3,
+        seed=0,
+    )
+    first = tune(brent, space, n_trials=1, **options)
+    study = first.study
+    # a later call that runs no trial: the earlier one is the best
+    again = tune(brent, space, n_trials=0, study=study, **options)
+    assert again.best_params["backbone_kwargs"] == {"hidden_size": 4}
+    assert again.forecaster.get_params()["backbone_kwargs"] == {"hidden_size": 4}
+    assert again.forecaster.model_.backbone.hidden_size == 4
+
+
 def test_the_result_is_saved(search, tmp_path):
     paths = search.save(tmp_path)
     best = json.loads(paths["best"].read_text())

@@ -211,6 +211,13 @@ def _model_arguments(forecaster, scratch: Path, pip_requirements, extra) -> dict
             "forecaster must be a fitted FineTunedPriceForecaster; got "
             f"{type(forecaster).__name__}"
         )
+    future = getattr(forecaster, "future_covariates_", None)
+    if future:
+        raise ValueError(
+            f"this forecaster needs future X ({future}) to predict, which the "
+            "pyfunc model does not take; fit it with those columns in "
+            "past_covariates or static_covariates, or without them"
+        )
     with warnings.catch_warnings():
         # callbacks (an MLflowLogger among them) are training-time code
         warnings.filterwarnings(

@@ -4,6 +4,8 @@ in ``predict``; static columns are read once per window."""
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -113,6 +115,21 @@ def test_past_only_covariates_survive_save_load_and_update(brent_and_wti, tmp_pa
         model.update(y.iloc[-2:], X=X.iloc[-2:], update_params=False)
     pd.testing.assert_series_equal(loaded.predict(), forecaster.predict())
     assert forecaster.cutoff[0] == y.index[-1]
+    pickled = pickle.loads(pickle.dumps(forecaster))
+    pd.testing.assert_series_equal(pickled.predict(), forecaster.predict())
+    # training on: the mask stays, and predict still needs no X
+    before = forecaster.predict()
+    forecaster.update(
+        y.iloc[-1:].set_axis(y.index[-1:] + 1),
+        X=X.iloc[-1:].set_axis(X.index[-1:] + 1),
+        update_params=True,
+    )
+    torch.testing.assert_close(
+        forecaster.model_.covariate_mask, loaded.model_.covariate_mask
+    )
+    after = forecaster.predict()
+    assert np.isfinite(after.to_numpy()).all()
+    assert after.index[0] == before.index[1]
 
 
 @pytest.fixture(scope="module")

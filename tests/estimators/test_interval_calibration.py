@@ -160,6 +160,33 @@ def test_conformal_margins_by_hand():
         conformal_margins([0.1, 0.5, 0.8], outputs, targets, scale)
 
 
+def test_the_margin_is_the_kth_smallest_score_counted_exactly():
+    """n = 35 at 80%: k = ceil(36 * 0.8) = 29, where a quantile at k / n
+    rounds to the 30th; too few windows for a level is a warning."""
+    from pricetune.nn.conformal import conformal_margins
+
+    scores = np.arange(1.0, 36.0)  # the 29th smallest is 29
+    outputs = np.zeros((35, 1, 3))
+    margins = conformal_margins(
+        [0.1, 0.5, 0.9], outputs, scores[:, None], np.ones((35, 1))
+    )
+    assert margins[0, 2] == 29.0
+    with pytest.warns(UserWarning, match="4 held-out windows are too few .* 0.02-0.98"):
+        margins = conformal_margins(
+            [0.02, 0.5, 0.98], np.zeros((4, 1, 3)), scores[:4, None], np.ones((4, 1))
+        )
+    assert margins[0, 2] == 4.0  # the largest score
+
+
+def test_without_a_median_level_intervals_stop_at_the_interpolated_median():
+    from pricetune.nn.conformal import apply_margins
+
+    levels = [0.1, 0.9]
+    outputs = np.array([[[-1.0, 1.0]]])  # the interpolated median is 0
+    narrowed = apply_margins(levels, outputs, np.array([[1.5, -1.5]]), np.ones((1, 1)))
+    np.testing.assert_array_equal(narrowed[0, 0], [0.0, 0.0])
+
+
 def test_narrowed_intervals_stop_at_the_median_and_stay_in_order():
     from pricetune.nn.conformal import apply_margins
 
@@ -207,6 +234,37 @@ def test_conformal_margins_survive_the_safe_format(conformal, tmp_path):
     pd.testing.assert_frame_equal(
         loaded.predict_interval(coverage=0.8), conformal.predict_interval(coverage=0.8)
     )
+
+
+def test_conformal_intervals_of_an_ensemble_on_a_panel_pickle_and_update():
+    import pickle
+
+    from pricetune.datasets import load_gold, load_wti
+
+    panel = pd.concat(
+        {"wti": load_wti("monthly").iloc[-120:], "gold": load_gold().iloc[-120:]},
+        names=["series", "date"],
+    ).to_frame("price")
+    forecaster = FineTunedPriceForecaster(
+        **SETTINGS, n_ensemble=2, calibrate_intervals="conformal"
+    )
+    forecaster.fit(panel, fh=[1, 2])
+    margins = forecaster.conformal_margins_.copy()
+    assert margins.shape == (2, len(LEVELS)) and np.isfinite(margins).all()
+    intervals = forecaster.predict_interval(coverage=0.8)
+    low, high = intervals.to_numpy().T
+    assert (low <= forecaster.predict().to_numpy()[:, 0]).all()
+    assert (forecaster.predict().to_numpy()[:, 0] <= high).all()
+    copy = pickle.loads(pickle.dumps(forecaster))
+    pd.testing.assert_frame_equal(copy.predict_interval(coverage=0.8), intervals)
+    # update with training calibrates again, on the windows it has now
+    dates = panel.index.get_level_values("date")
+    new = panel.copy()
+    new.index = pd.MultiIndex.from_arrays(
+        [panel.index.get_level_values("series"), dates + 120], names=panel.index.names
+    )
+    forecaster.update(new.groupby(level="series").head(6), update_params=True)
+    assert not np.array_equal(forecaster.conformal_margins_, margins)
 
 
 def test_the_regressor_takes_conformal_intervals(y):

@@ -9,6 +9,7 @@ import dataclasses
 import inspect
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from pricetune import (
@@ -160,6 +161,44 @@ def test_every_parameter_reaches_the_config_of_the_fit(
             "last" if cls is FineTunedPriceDirectionClassifier else "mean"
         )
         assert (member.patch_length, member.patch_stride) == (4, 3)
+
+
+def test_the_parameters_left_at_their_defaults_above_reach_the_fit_too(
+    brent_monthly, monkeypatch
+):
+    """CHANGED keeps n_processes and the covariate roles at their defaults
+    (2 processes would start workers, the roles need X): here they are set."""
+    from pricetune.training import launch
+
+    y = brent_monthly.iloc[-100:]
+    X = pd.DataFrame({"a": np.arange(100.0), "b": np.ones(100)}, index=y.index)
+    spy = Spy()
+    cheap = dict(
+        backbone="none",
+        head="linear",
+        strategy="full",
+        context_length=12,
+        max_epochs=1,
+        verbose=0,
+        callbacks=[spy],
+    )
+    FineTunedPriceForecaster(
+        **cheap, past_covariates=("a",), static_covariates=("b",)
+    ).fit(y, X=X, fh=[1])
+    assert (spy.configs[0].past_covariates, spy.configs[0].static_covariates) == (
+        ("a",),
+        ("b",),
+    )
+    seen = []
+
+    def launcher(n_processes, model, windows, config, **kwargs):
+        seen.append((n_processes, config.n_processes))
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(launch, "train_in_processes", launcher)
+    with pytest.raises(RuntimeError, match="stop here"):
+        FineTunedPriceForecaster(**cheap, n_processes=3).fit(y, fh=[1])
+    assert seen == [(3, 3)]
 
 
 def test_an_option_added_as_contributing_says_reaches_the_trainer(

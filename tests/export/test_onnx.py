@@ -104,7 +104,14 @@ def test_conformal_intervals_are_exported(fit, brent, tmp_path):
     forecaster = fit(brent, calibrate_intervals="conformal")
     assert forecaster.conformal_margins_ is not None
     runtime = OnnxForecaster(export_onnx(forecaster, tmp_path / "conformal.onnx"))
+    assert runtime.description["conformal_margins"] is True
     assert_parity(forecaster, runtime, brent)
+    # a grid without the median: both clamp to the interpolated median
+    no_median = fit(
+        brent, calibrate_intervals="conformal", head_kwargs={"quantiles": [0.1, 0.9]}
+    )
+    runtime = OnnxForecaster(export_onnx(no_median, tmp_path / "no-median.onnx"))
+    assert_parity(no_median, runtime, brent, alpha=(0.1, 0.5, 0.9))
 
 
 def test_panel_matches(fit, tmp_path):

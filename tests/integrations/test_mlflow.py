@@ -264,6 +264,23 @@ def test_save_model_and_load_model_from_a_directory(store, tmp_path):
         pricetune_mlflow.save_model(object(), tmp_path / "other")
 
 
+def test_only_forecasters_that_need_no_future_X_are_served(store, tmp_path):
+    from pricetune.datasets import load_wti
+
+    brent, wti = load_brent("monthly"), load_wti("monthly")
+    both = brent.index.intersection(wti.index)
+    X = pd.DataFrame({"wti": wti.loc[both], "month": both.month.astype(float)})
+    known = FineTunedPriceForecaster(**TINY).fit(brent.loc[both], X=X, fh=FH)
+    with pytest.raises(ValueError, match=r"needs future X \(\['wti', 'month'\]\)"):
+        pricetune_mlflow.save_model(known, tmp_path / "known")
+    assert not (tmp_path / "known").exists()
+    past = FineTunedPriceForecaster(**TINY, past_covariates=["wti", "month"])
+    past.fit(brent.loc[both], X=X, fh=FH)
+    path = pricetune_mlflow.save_model(past, tmp_path / "past")
+    served = mlflow.pyfunc.load_model(str(path)).predict(pd.DataFrame())
+    assert served["brent"].tolist() == past.predict().tolist()
+
+
 def test_without_mlflow_the_error_says_what_to_install(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "mlflow", None)  # as if not installed
     logger = MLflowLogger(experiment_name="e")  # creating one needs no mlflow

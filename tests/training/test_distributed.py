@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from pricetune import FineTunedPriceForecaster
-from pricetune.training import distributed
+from pricetune.training import Callback, distributed
 from pricetune.training.trainer import epoch_order
 
 SETTINGS = {
@@ -211,6 +211,30 @@ def test_an_error_in_a_worker_is_raised_in_the_parent(probe_module):
     with pytest.raises(ValueError, match="callback failed on rank 1"):
         forecaster.fit(synthetic_series(), fh=[1, 2, 3])
     assert not forecaster.is_fitted
+
+
+class _KeepsAnOpenRun(Callback):
+    stays_in_process = True  # as MLflowLogger and OptunaPruning
+
+
+def test_a_callback_that_stays_in_process_is_refused_before_any_worker_starts(
+    monkeypatch,
+):
+    import torch.multiprocessing
+
+    def never(*args, **kwargs):
+        raise AssertionError("a worker was started")
+
+    monkeypatch.setattr(torch.multiprocessing, "start_processes", never)
+    forecaster = FineTunedPriceForecaster(
+        **SETTINGS, n_processes=2, callbacks=[_KeepsAnOpenRun()]
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"_KeepsAnOpenRun keeps its state in this "
+        r"process and cannot follow a fit into n_processes=2",
+    ):
+        forecaster.fit(synthetic_series(), fh=[1, 2, 3])
 
 
 def test_sharding_gives_every_rank_as_many_distinct_windows():

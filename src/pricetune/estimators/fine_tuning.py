@@ -178,7 +178,7 @@ class FineTuningMixin:
         from pricetune.nn.build import TORCH_RNG_LOCK
         from pricetune.training import distributed
         from pricetune.training.callbacks import standard_callbacks
-        from pricetune.training.trainer import Trainer
+        from pricetune.training.trainer import train_member
 
         distributed.init_from_environment(self.device_)
         rank, world_size = distributed.world()
@@ -233,13 +233,14 @@ class FineTuningMixin:
             if world_size > 1:  # rank 0's seed: one order of windows for all
                 seed = distributed.gather(seed)[0]
             with TORCH_RNG_LOCK, torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed + rank)  # dropout, augmentations
-                generator = torch.Generator().manual_seed(seed)  # shuffling
-                trainer = Trainer(config, self.device_, self._autocast_dtype)
-                history = trainer.fit(
+                history = train_member(
                     member,
                     windows,
-                    generator,
+                    config,
+                    self.device_,
+                    self._autocast_dtype,
+                    seed,
+                    rank,
                     strategy=strategy,
                     callbacks=callbacks,
                     **run_info,

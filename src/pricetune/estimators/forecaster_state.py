@@ -73,7 +73,18 @@ def restore_fitted(forecaster, fitted: dict, model_state: dict, weights) -> None
         )
     except ValueError as error:
         raise PersistenceError(f"{error}: the save is corrupt") from error
-    mask = covariate_mask(config, store, model_state["horizon"])
+    # the mask is allocated from the saved context length: check it against
+    # the bounded number of covariate features first
+    names, horizon = store.covariate_names, model_state["horizon"]
+    expected = (config.context_length + horizon) * len(names) if names else 0
+    if model_state["n_covariate_features"] != expected:
+        raise PersistenceError(
+            f"the save's model reads {model_state['n_covariate_features']} "
+            f"covariate values, but context_length={config.context_length} and "
+            f"horizon={horizon} over {len(names)} covariate(s) make {expected}: "
+            "the save is corrupt"
+        )
+    mask = covariate_mask(config, store, horizon)
     forecaster._restore_model(config, model_state, weights, covariate_mask=mask)
     forecaster._set_store(store, config)
 

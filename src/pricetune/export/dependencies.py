@@ -1,31 +1,13 @@
-"""The optional packages of :mod:`pricetune.export`, imported when first
-needed, with a one-line error naming the extra that installs them."""
+"""The optional packages of :mod:`pricetune.export` (onnx, onnxruntime,
+onnxscript), imported when first needed, with the one-line error of
+:func:`pricetune.integrations.optional.require` naming the extra."""
 
 from __future__ import annotations
 
-import importlib
-
-#: how a user installs what this package needs
-INSTALL_HINT = "pip install 'pricetune[onnx]'"
+from pricetune.integrations.optional import require as _require
 
 
 def require(module: str):
-    """``module`` imported, or an :class:`ImportError` of one line naming
-    :data:`INSTALL_HINT` when it is missing (onnx, onnxruntime, onnxscript).
-
-    Parameters
-    ----------
-    module : str
-        a dotted module name, such as ``"onnxruntime"``.
-
-    Returns
-    -------
-    module
-    """
-    try:
-        return importlib.import_module(module)
-    except ImportError as error:
-        raise ImportError(
-            f"ONNX export and its runtime need the {module.split('.')[0]!r} "
-            f"package: {INSTALL_HINT}"
-        ) from error
+    """``module`` imported (a dotted name, such as ``"onnxruntime"``), or a
+    one-line :class:`ImportError` naming ``pip install 'pricetune[onnx]'``."""
+    return _require(module, "onnx", "the ONNX export and its runtime")

@@ -96,6 +96,9 @@ def describe(forecaster, *, quantize, opset: int) -> dict:
         "fh_steps": fitted_steps(forecaster),
         "quantiles": None if quantiles is None else [float(q) for q in quantiles],
         "interval_scale": float(forecaster.interval_scale_),
+        # calibrate_intervals="conformal": the margins are in the graph
+        "conformal_margins": getattr(forecaster, "conformal_margins_", None)
+        is not None,
         "name": _plain(store.name),
         "time_name": _plain(store.time_name),
         "series": series,

@@ -91,6 +91,9 @@ class MLflowLogger(Callback):
     can be created, cloned and pickled without it.
     """
 
+    # its run (or trial) lives in this process: n_processes workers refuse it
+    stays_in_process = True
+
     def __init__(
         self,
         tracking_uri: str | None = None,

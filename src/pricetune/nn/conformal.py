@@ -17,6 +17,8 @@ windows it already holds, at no extra training.
 
 from __future__ import annotations
 
+import math
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -61,17 +63,30 @@ def conformal_margins(
         raise ValueError("conformal intervals need at least one held-out window")
     scale = np.asarray(scale, dtype=np.float64).reshape(n, 1)
     margins = np.zeros((steps, n_levels))
+    short = []
     for low, high in pairs:
         nominal = 1.0 - 2.0 * float(levels[low])
         scores = (
             np.maximum(outputs[:, :, low] - targets, targets - outputs[:, :, high])
             / scale
         )  # (n, steps)
-        rank = min(1.0, np.ceil((n + 1) * nominal) / n)
-        # the k-th smallest score, k = ceil((n + 1)(1 - 2q))
-        margin = np.quantile(scores, rank, axis=0, method="inverted_cdf")
+        # the k-th smallest score, k = ceil((n + 1)(1 - 2q)), counted in
+        # integers (a quantile at k / n can round to the next one); with
+        # k > n no score is large enough and the largest is used
+        k = math.ceil(round((n + 1) * nominal, 9))
+        if k > n:
+            short.append(f"{levels[low]:g}-{levels[high]:g}")
+        margin = np.sort(scores, axis=0)[min(k, n) - 1]
         margins[:, low] = -margin
         margins[:, high] = margin
+    if short:
+        warnings.warn(
+            f"conformal intervals: {n} held-out windows are too few to guarantee "
+            f"the coverage of the levels {', '.join(short)}; their margins are "
+            "the largest score seen",
+            UserWarning,
+            stacklevel=2,
+        )
     return margins
 
 
@@ -82,13 +97,17 @@ def apply_margins(
     n_levels)`` times each window's ``scale`` ``(n, 1)``. No level crosses
     the median (an interval narrowed past it stops there), and the levels
     stay in order."""
+    from pricetune.nn.quantiles import interpolate_quantiles
+
     levels = np.asarray(levels, dtype=float)
     scale = np.asarray(scale, dtype=np.float64).reshape(-1, 1, 1)
     shifted = outputs + margins[None] * scale
     below, above = levels < 0.5, levels > 0.5
-    middle = np.flatnonzero(np.isclose(levels, 0.5))
-    if middle.size:
-        median = outputs[:, :, middle[:1]]
-        shifted[:, :, below] = np.minimum(shifted[:, :, below], median)
-        shifted[:, :, above] = np.maximum(shifted[:, :, above], median)
+    # the median as predict reads it (interpolated when 0.5 is not a level)
+    n, steps, n_levels = outputs.shape
+    median = interpolate_quantiles(
+        levels, outputs.reshape(n * steps, n_levels), [0.5]
+    ).reshape(n, steps, 1)
+    shifted[:, :, below] = np.minimum(shifted[:, :, below], median)
+    shifted[:, :, above] = np.maximum(shifted[:, :, above], median)
     return np.sort(shifted, axis=-1)

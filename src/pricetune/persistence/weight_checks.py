@@ -5,12 +5,13 @@ is allocated unchecked."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from pricetune.persistence.errors import PersistenceError
 
 #: what the file's metadata holds besides the names of tied tensors
-_FILE_METADATA = {"format": "pt"}
+FILE_METADATA = {"format": "pt"}
 
 DOES_NOT_FIT = (
     "the saved weights do not fit the model that the saved parameters and the "
@@ -24,16 +25,16 @@ def _names(names, limit: int = 5) -> str:
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
-def _dtype(tensor) -> str:
+def dtype_name(tensor) -> str:
     return str(tensor.dtype).removeprefix("torch.")
 
 
-def _spec(tensor) -> list:
-    return [_dtype(tensor), [int(size) for size in tensor.shape]]
+def tensor_spec(tensor) -> list:
+    return [dtype_name(tensor), [int(size) for size in tensor.shape]]
 
 
-def _specs(tensors: dict) -> dict:
-    return {name: _spec(tensor) for name, tensor in tensors.items()}
+def tensor_specs(tensors: dict) -> dict:
+    return {name: tensor_spec(tensor) for name, tensor in tensors.items()}
 
 
 #: safetensors' dtype names, as torch names them
@@ -64,7 +65,7 @@ def header_specs(path) -> dict:
             specs[name] = [_SAFETENSORS_DTYPES.get(dtype, dtype), piece.get_shape()]
         metadata = handle.metadata() or {}
     for alias, kept in metadata.items():  # tied weights, stored once
-        if alias not in _FILE_METADATA and alias not in specs and kept in specs:
+        if alias not in FILE_METADATA and alias not in specs and kept in specs:
             specs[alias] = specs[kept]
     return specs
 
@@ -91,7 +92,12 @@ def check_before_building(build, weights) -> None:
     import torch
 
     try:
-        with torch.device("meta"):
+        # a component reading its own weights file on the meta device copies
+        # nothing and says so: there is nothing to copy, only shapes to check
+        with torch.device("meta"), warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", "for .*: copying from a non-meta parameter", UserWarning
+            )
             model = build()
     except Exception:  # noqa: BLE001 - the real build reports its own errors
         return
@@ -99,10 +105,10 @@ def check_before_building(build, weights) -> None:
         check_structure(model)
         return
     # format version 1: the file holds every tensor of the model
-    _check_fits(_specs(model.state_dict()), header_specs(weights), {}, weights)
+    check_fits(tensor_specs(model.state_dict()), header_specs(weights), {}, weights)
 
 
-def _check_fits(state: dict, loaded: dict, base: dict, where) -> None:
+def check_fits(state: dict, loaded: dict, base: dict, where) -> None:
     """Every saved tensor is in the model with its dtype and shape; every
     other tensor of the model is a recorded base tensor (each of the first
     three: ``{name: [dtype, shape]}``); ``where`` names the file."""

@@ -60,12 +60,12 @@ from pricetune.persistence.errors import (
     PersistenceWarning,
 )
 from pricetune.persistence.weight_checks import (
-    _FILE_METADATA,
     DOES_NOT_FIT,
-    _check_fits,
-    _spec,
-    _specs,
+    FILE_METADATA,
+    check_fits,
     header_specs,
+    tensor_spec,
+    tensor_specs,
 )
 
 #: the parts whose base tensors are hashed apart, so that a mismatch names
@@ -97,7 +97,7 @@ def _digest(tensors: dict) -> str:
     digest = hashlib.sha256()
     for name in sorted(tensors):
         tensor = tensors[name]
-        header = json.dumps([name, *_spec(tensor)], separators=(",", ":"))
+        header = json.dumps([name, *tensor_spec(tensor)], separators=(",", ":"))
         digest.update(header.encode() + b"\n")
         digest.update(_raw(tensor).numpy())
     return digest.hexdigest()
@@ -242,7 +242,7 @@ def base_record(params: dict, model, tensors: dict) -> dict:
             "component": params.get(part) if part in PARTS else None,
             "source": weights_source(params, model, part),
             "sha256": _digest(group),
-            "tensors": {name: _spec(group[name]) for name in sorted(group)},
+            "tensors": {name: tensor_spec(group[name]) for name in sorted(group)},
         }
     return {
         "tensors": len(tensors),
@@ -267,7 +267,7 @@ def write_weights(tensors: dict, target: Path) -> None:
     from safetensors.torch import save_model
 
     try:
-        save_model(_Tensors(tensors), str(target), metadata=dict(_FILE_METADATA))
+        save_model(_Tensors(tensors), str(target), metadata=dict(FILE_METADATA))
     except (RuntimeError, ValueError) as error:
         raise PersistenceError(
             f"the model's weights cannot be saved in the safe format ({error}); "
@@ -407,7 +407,7 @@ class SavedWeights:
             metadata = handle.metadata() or {}
         loaded = dict(saved)
         for alias, kept in metadata.items():  # tied weights, stored once
-            if alias not in _FILE_METADATA and alias not in saved and kept in saved:
+            if alias not in FILE_METADATA and alias not in saved and kept in saved:
                 loaded[alias] = saved[kept]
         parts = self.document["base"]["parts"]
         base = {
@@ -416,7 +416,7 @@ class SavedWeights:
             for name, spec in part["tensors"].items()
         }
         state = model.state_dict()
-        _check_fits(_specs(state), _specs(loaded), base, self.path)
+        check_fits(tensor_specs(state), tensor_specs(loaded), base, self.path)
         for part in sorted(parts):
             record = parts[part]
             digest = _digest({name: state[name] for name in record["tensors"]})
@@ -436,8 +436,8 @@ class SavedWeights:
             for part in self.document["base"]["parts"].values()
             for name, spec in part["tensors"].items()
         }
-        _check_fits(
-            _specs(model.state_dict()), header_specs(self.path), base, self.path
+        check_fits(
+            tensor_specs(model.state_dict()), header_specs(self.path), base, self.path
         )
 
     def _mismatch(self, part: str, record: dict, model) -> str:
@@ -495,7 +495,7 @@ class SavedWeights:
             self.load_into(model)
             self._temporary = tempfile.TemporaryDirectory(prefix="pricetune-")
             full = Path(self._temporary.name) / self.path.name
-            save_model(model, str(full), metadata=dict(_FILE_METADATA))
+            save_model(model, str(full), metadata=dict(FILE_METADATA))
             self._full = str(full)
         return self._full
 

@@ -117,6 +117,11 @@ class Callback:
         FineTunedPriceForecaster(callbacks=[StopBelow(0.05)])
     """
 
+    #: True for a callback whose state must stay in this process (an open
+    #: MLflow run, an Optuna trial): the worker processes of ``n_processes``
+    #: get copies of the callbacks, so such a callback refuses to go there
+    stays_in_process = False
+
     def on_train_begin(self, run: TrainingRun) -> None:
         """Before the first epoch (of a resumed run, too)."""
 

@@ -9,7 +9,7 @@ import torch
 from pricetune.training.config import PRECISIONS
 
 
-def _one_gpu() -> torch.device:
+def local_gpu() -> torch.device:
     """``cuda``, or ``cuda:LOCAL_RANK`` under ``torchrun`` with several
     processes: one GPU per process from the start, so that no process opens
     a context on another's GPU."""
@@ -30,14 +30,14 @@ def resolve_device(device: str | torch.device) -> torch.device:
         )
     if device == "auto":
         if torch.cuda.is_available():
-            return _one_gpu()
+            return local_gpu()
         mps = getattr(torch.backends, "mps", None)
         if mps is not None and mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
     resolved = torch.device(device)
     if resolved.type == "cuda" and resolved.index is None:
-        resolved = _one_gpu()
+        resolved = local_gpu()
     if resolved.type == "cuda":
         if not torch.cuda.is_available():
             raise RuntimeError(f"device={device!r} but CUDA is not available here")

@@ -113,9 +113,11 @@ def process_device(device: torch.device) -> torch.device:
     rank, size = world()
     if device.type != "cuda":
         return device
-    local = os.environ.get("LOCAL_RANK")
-    if local is not None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        return torch.device("cuda", int(local))
+    from pricetune.training.devices import local_gpu
+
+    local = local_gpu()  # cuda:LOCAL_RANK under torchrun
+    if local.index is not None:
+        return local
     if size == 1:
         return device
     return torch.device("cuda", rank % torch.cuda.device_count())

@@ -76,6 +76,14 @@ def train_in_processes(
     """
     import torch.multiprocessing as mp
 
+    staying = [type(c).__name__ for c in callbacks or () if c.stays_in_process]
+    if staying:
+        raise ValueError(
+            f"{', '.join(staying)} keeps its state in this process and cannot "
+            f"follow a fit into n_processes={n_processes} worker processes: fit "
+            "with n_processes=1, or start the processes with torchrun"
+        )
+
     device = torch.device(device)
     if device.type not in ("cpu", "cuda"):
         raise ValueError(
@@ -120,7 +128,7 @@ def train_in_processes(
 def _worker(rank: int, world_size: int, directory: str) -> None:
     """One worker of :func:`train_in_processes` (module-level: the spawned
     process imports it)."""
-    from pricetune.training.trainer import Trainer
+    from pricetune.training.trainer import train_member
 
     try:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // world_size))
@@ -140,13 +148,14 @@ def _worker(rank: int, world_size: int, directory: str) -> None:
         )
         try:
             model = job["model"].to(device)
-            torch.manual_seed(job["seed"] + rank)  # dropout, augmentations
-            generator = torch.Generator().manual_seed(job["seed"])  # shuffling
-            trainer = Trainer(job["config"], device, job["autocast_dtype"])
-            history = trainer.fit(
+            history = train_member(
                 model,
                 job["windows"],
-                generator,
+                job["config"],
+                device,
+                job["autocast_dtype"],
+                job["seed"],
+                rank,
                 strategy=job["strategy"],
                 callbacks=job["callbacks"],
                 **job["run_info"],

@@ -445,6 +445,20 @@ class Trainer:
         return 0.5 * (loss + adversarial)
 
 
+def train_member(
+    model, windows, config, device, autocast_dtype, seed: int, rank: int = 0, /, **fit
+) -> list[dict]:
+    """:meth:`Trainer.fit` of one model with torch seeded as every fit is:
+    dropout and augmentations from ``seed + rank``, the shuffling from
+    ``seed`` (alike in every process of a group, so that they share one
+    order of windows out). ``fit`` are the other arguments of
+    :meth:`Trainer.fit` (``strategy``, ``callbacks``, the run's info, whose
+    ``seed`` is the member's, for the callbacks)."""
+    torch.manual_seed(seed + rank)
+    generator = torch.Generator().manual_seed(seed)
+    return Trainer(config, device, autocast_dtype).fit(model, windows, generator, **fit)
+
+
 def _changes_trainable(strategy) -> bool:
     """Whether ``strategy`` may change what trains from one epoch to the
     next (its ``on_epoch_start`` hook: gradual unfreezing), so that

@@ -61,6 +61,9 @@ class OptunaPruning(Callback):
     be pickled while it holds it.
     """
 
+    # its run (or trial) lives in this process: n_processes workers refuse it
+    stays_in_process = True
+
     def __init__(self, trial, monitor: str = "validation_loss", step_offset: int = 0):
         self.trial = trial
         self.monitor = monitor

@@ -42,16 +42,14 @@ __all__ = ["METRICS", "TuningResult", "forecaster_parameters", "import_optuna", 
 
 #: columns of the backtest's summary a search can minimise
 METRICS = ("relMAE", "MASE", "sMAPE", "MSPE ratio", "wQL", "sCRPS")
-INSTALL = "pip install 'pricetune[optuna]'"
 
 
 def import_optuna():
-    """The ``optuna`` module, or a one-line ImportError saying how to get it."""
-    try:
-        import optuna
-    except ImportError:
-        raise ImportError(f"tuning needs Optuna: {INSTALL}") from None
-    return optuna
+    """The ``optuna`` module, or a one-line ImportError saying how to get it
+    (:func:`pricetune.integrations.optional.require`)."""
+    from pricetune.integrations.optional import require
+
+    return require("optuna", "optuna", "tuning")
 
 
 def forecaster_parameters() -> dict:
@@ -379,7 +377,9 @@ def tune(
             "run more trials, a longer timeout or a milder pruner"
         )
     best = study.best_trial
-    settings = drawn.get(best.number, best.user_attrs.get("params", {}))
+    settings = drawn.get(best.number)
+    if settings is None:  # a trial of an earlier call on the same study
+        settings = suggest(optuna.trial.FixedTrial(best.params), dimensions, params)
     best_params = {k: v for k, v in settings.items() if k not in fixed_in_space}
     forecaster = None
     if refit:
