@@ -215,3 +215,31 @@ def test_past_covariates_in_an_sktime_pipeline(brent_and_wti):
     pipeline.fit(y, X=X, fh=FH)
     forecast = pipeline.predict()
     assert len(forecast) == 3 and (forecast > 0).all()
+
+
+def test_an_edited_context_length_is_refused_before_the_mask_is_built(
+    brent_and_wti, tmp_path, monkeypatch
+):
+    import json
+
+    from pricetune.estimators import forecaster_state
+    from pricetune.persistence import PersistenceError
+
+    y, X = brent_and_wti
+    forecaster = FineTunedPriceForecaster(**SETTINGS, past_covariates=["wti"])
+    forecaster.fit(y, X=X, fh=FH)
+    forecaster.save(tmp_path, serialization_format="safetensors")
+    document = json.loads((tmp_path / "pricetune.json").read_text())
+    document["params"]["context_length"] = 10**12
+    (tmp_path / "pricetune.json").write_text(json.dumps(document))
+
+    def never(*args, **kwargs):
+        raise AssertionError("the mask was built from the edited size")
+
+    monkeypatch.setattr(forecaster_state, "reading_mask", never)
+    with pytest.raises(
+        PersistenceError,
+        match=r"reads 19 covariate values, but "
+        r"context_length=1000000000000 and horizon=3 over 1",
+    ):
+        FineTunedPriceForecaster.load(tmp_path)
