@@ -104,6 +104,11 @@ def test_the_logger_logs_params_and_one_metric_per_epoch(store):
         steps, values = _metric_history(client, logger.run_id_, key)
         assert steps == history["epoch"].tolist()
         np.testing.assert_allclose(values, history[key].to_numpy(), rtol=1e-12)
+    # the fitted forecaster, logged into the run once fit had finished
+    served = mlflow.pyfunc.load_model(f"runs:/{logger.run_id_}/model")
+    out = served.predict(pd.DataFrame())
+    assert out["brent"].tolist() == forecaster.predict().tolist()
+    assert MLflowLogger(log_model=False).log_model is False
 
 
 def test_in_an_active_run_it_logs_there_and_the_model_goes_with_it(store):

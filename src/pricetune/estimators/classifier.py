@@ -197,7 +197,7 @@ class FineTunedPriceDirectionClassifier(
         targets = (last + np.where(encoded == 1, 1.0, -1.0))[:, None]
         self._y_ndim = 1
         self._fit_rows(X, targets, config, n_past)
-        return self
+        return self._fit_ended()
 
     # ---------------------------------------------------------- persistence
     def _fitted_state(self) -> dict:

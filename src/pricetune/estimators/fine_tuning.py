@@ -120,6 +120,13 @@ class FineTuningMixin:
         finally:
             member.train(was_training)
 
+    def _fit_ended(self):
+        """Call each callback's ``on_fit_end`` with this fitted estimator;
+        returns it (for ``fit`` to return)."""
+        for callback in self.callbacks or ():
+            callback.on_fit_end(self)
+        return self
+
     def _members(self) -> list:
         """The trained models: the ensemble's members, or the one model."""
         from pricetune.nn.model import EnsembleModel

@@ -221,14 +221,16 @@ class FineTunedPriceForecaster(FineTuningMixin, BaseForecaster):
         check_time_index(y, "y")
         check_time_index(X, "X")
         check_covers(y, X)
-        return super().fit(y, X=X, fh=fh)
+        super().fit(y, X=X, fh=fh)
+        return self._fit_ended()
 
     def update(self, y, X=None, update_params=True):
         """Update with new data; see the class notes for what ``update_params`` does."""
         check_time_index(y, "y")
         check_time_index(X, "X")
         check_covers(y, X)
-        return super().update(y, X=X, update_params=update_params)
+        super().update(y, X=X, update_params=update_params)
+        return self._fit_ended() if update_params else self
 
     def _fit(self, y, X=None, fh=None):
         # persistence: load() rebuilds a saved fit through fit(); restore()

@@ -167,7 +167,7 @@ class FineTunedPriceRegressor(WindowRowsMixin, RegressorMixin, BaseEstimator):
             raise ValueError("y must have at least one column")
         self._y_ndim = y.ndim
         self._fit_rows(X, targets, *self._row_config(X.shape[1]))
-        return self
+        return self._fit_ended()
 
     def _refit_from_save(self, fitted: dict) -> None:
         """``fit`` on one stand-in row with the saved columns (see

@@ -57,10 +57,16 @@ class MLflowLogger(Callback):
     ``pricetune.member`` and ``pricetune.update``. Params are logged once
     per MLflow run: a key the run already has is left as it is.
 
-    The fitted model is not logged by the callback (it sees the network
-    being trained, not the fitted estimator): call
-    :func:`pricetune.mlflow.log_model` after ``fit``, inside the same
-    ``with mlflow.start_run():`` or with ``run_id=logger.run_id_``.
+    The fitted model: with ``log_model=True`` (the default), once a
+    :class:`~pricetune.FineTunedPriceForecaster`'s ``fit`` (or a training
+    ``update``) has finished, the logger saves it as an MLflow pyfunc model
+    (:func:`pricetune.mlflow.save_model`) into the artifacts ``model/`` of
+    the run it logged to last, where ``mlflow.pyfunc.load_model(
+    f"runs:/{logger.run_id_}/model")`` loads it (an update replaces it). A
+    forecaster that needs future ``X`` (known-future
+    covariates) cannot be served by the pyfunc and is not logged; nor are
+    the regressor and classifier. :func:`pricetune.mlflow.log_model` logs
+    one yourself, with ``run_id=logger.run_id_``.
 
     Parameters
     ----------
@@ -78,6 +84,9 @@ class MLflowLogger(Callback):
         whether to log the fit's settings as params.
     nested : bool, default False
         with an active run, log into a child run of it rather than into it.
+    log_model : bool, default True
+        log the fitted forecaster as a pyfunc model after each ``fit`` (see
+        above).
 
     Attributes
     ----------
@@ -102,6 +111,7 @@ class MLflowLogger(Callback):
         tags: dict | None = None,
         log_params: bool = True,
         nested: bool = False,
+        log_model: bool = True,
     ):
         self.tracking_uri = tracking_uri
         self.experiment_name = experiment_name
@@ -109,6 +119,7 @@ class MLflowLogger(Callback):
         self.tags = tags
         self.log_params = log_params
         self.nested = nested
+        self.log_model = log_model
 
     # ----------------------------------------------------------- the hooks
     def on_train_begin(self, run: TrainingRun) -> None:
@@ -170,6 +181,31 @@ class MLflowLogger(Callback):
             self._connect().set_terminated(self.run_id_, "FINISHED")
             self._owned = False
         self._client = None
+
+    def on_fit_end(self, estimator) -> None:
+        import tempfile
+        from pathlib import Path
+
+        from pricetune.estimators.forecaster import FineTunedPriceForecaster
+
+        run_id = getattr(self, "run_id_", None)
+        if (
+            not self.log_model
+            or run_id is None
+            or not isinstance(estimator, FineTunedPriceForecaster)
+            or getattr(estimator, "future_covariates_", None)
+        ):
+            return
+        from mlflow.tracking import MlflowClient
+
+        from pricetune.mlflow import save_model
+
+        # saved as the pyfunc model, then logged as the run's artifacts
+        # through a client: the fluent API would make the run the active one
+        with tempfile.TemporaryDirectory(prefix="pricetune-mlflow-") as scratch:
+            path = save_model(estimator, Path(scratch) / "model")
+            client = MlflowClient(getattr(self, "_uri", None))
+            client.log_artifacts(run_id, str(path), artifact_path="model")
 
     # ------------------------------------------------------------- helpers
     def _connect(self):

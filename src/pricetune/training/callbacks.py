@@ -142,6 +142,13 @@ class Callback:
     def on_train_end(self, run: TrainingRun) -> None:
         """After the last epoch."""
 
+    def on_fit_end(self, estimator) -> None:
+        """After the estimator's ``fit`` (or a training ``update``) has
+        finished, with the fitted estimator (once per fit, after every
+        ensemble member, interval calibration and sktime's own state):
+        where a logger saves the fitted model. Not called in worker
+        processes."""
+
     def state_dict(self) -> dict | None:
         """State to checkpoint, or ``None`` for none."""
         return None
