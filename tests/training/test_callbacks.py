@@ -198,3 +198,37 @@ def test_weight_averaging_follows_its_recursion_and_restores_from_its_state():
     torch.testing.assert_close(restored_state.scored_weights["w"], expected)
     restored.on_train_end(restored_state)  # the model ends on the average
     torch.testing.assert_close(model.w.detach(), expected)
+
+
+class FitEnds(Callback):
+    def __init__(self):
+        self.seen = []
+
+    def on_fit_end(self, estimator):
+        self.seen.append((type(estimator).__name__, _fitted(estimator)))
+
+
+def _fitted(estimator) -> bool:
+    from sklearn.utils.validation import check_is_fitted
+
+    if hasattr(estimator, "check_is_fitted"):  # sktime's
+        return estimator.is_fitted
+    check_is_fitted(estimator)
+    return True
+
+
+def test_on_fit_end_gets_each_fitted_estimator_once_per_fit(brent_monthly):
+    ends = FitEnds()
+    forecaster = FineTunedPriceForecaster(**CHEAP, callbacks=[ends])
+    forecaster.fit(brent_monthly.iloc[:-2], fh=[1])
+    assert ends.seen == [("FineTunedPriceForecaster", True)]
+    forecaster.update(brent_monthly.iloc[-2:-1], update_params=True)
+    forecaster.update(brent_monthly.iloc[-1:], update_params=False)  # no training
+    assert len(ends.seen) == 2
+    X, y = direction_rows(brent_monthly.to_numpy()[-120:], 12, 1)
+    FineTunedPriceRegressor(**CHEAP, callbacks=[ends]).fit(X, X[:, -1])
+    FineTunedPriceDirectionClassifier(**CHEAP, callbacks=[ends]).fit(X, y)
+    assert ends.seen[2:] == [
+        ("FineTunedPriceRegressor", True),
+        ("FineTunedPriceDirectionClassifier", True),
+    ]
