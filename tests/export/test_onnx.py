@@ -272,7 +272,8 @@ def test_missing_package_names_the_extra(module, monkeypatch, fitted_none, tmp_p
 
 def test_runtime_without_onnxruntime(monkeypatch, exported_none):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
-    with pytest.raises(ImportError, match=r"'onnxruntime'.*pricetune\[onnx\]"):
+    missing = r"ONNX export needs onnxruntime, which is not installed: pip install "
+    with pytest.raises(ImportError, match=missing + r"'pricetune\[onnx\]'"):
         OnnxForecaster(exported_none)
 
 

@@ -123,7 +123,9 @@ class FineTuningMixin:
     def _fit_ended(self):
         """Call each callback's ``on_fit_end`` with this fitted estimator;
         returns it (for ``fit`` to return)."""
-        for callback in self.callbacks or ():
+        from pricetune.training.config import callback_list
+
+        for callback in callback_list("callbacks", self.callbacks):
             callback.on_fit_end(self)
         return self
 

@@ -10,4 +10,4 @@ from pricetune.integrations.optional import require as _require
 def require(module: str):
     """``module`` imported (a dotted name, such as ``"onnxruntime"``), or a
     one-line :class:`ImportError` naming ``pip install 'pricetune[onnx]'``."""
-    return _require(module, "onnx", "the ONNX export and its runtime")
+    return _require(module, "onnx", "ONNX export")
