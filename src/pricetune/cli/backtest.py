@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from pricetune.cli.options import add_missing_option
+from pricetune.cli.options import add_data_file_options
 from pricetune.cli.params import parse_params
 
 # the runs behind docs/accuracy.md: (label, data, horizon, step)
@@ -148,15 +148,7 @@ def add_parser(commands) -> None:
         "'pinksheet' (63 World Bank commodity series, monthly, 1960-2011), "
         "dataset names ('brent,wti') or a CSV file",
     )
-    bt.add_argument(
-        "--frequency",
-        "--freq",
-        dest="frequency",
-        default=None,
-        help="monthly, weekly, daily...: of the dataset names, or overriding "
-        "the one inferred from a file",
-    )
-    add_missing_option(bt)
+    add_data_file_options(bt)
     bt.add_argument(
         "--models",
         default=None,

@@ -16,3 +16,17 @@ def add_missing_option(parser) -> None:
         help="a file's missing values: fill (carry the last price forward; "
         "default), drop (keep only what follows a series' last gap) or error",
     )
+
+
+def add_data_file_options(parser) -> None:
+    """``--frequency`` and ``--missing`` of the commands that read
+    ``--data`` (dataset names or a file): ``backtest`` and ``tune``."""
+    parser.add_argument(
+        "--frequency",
+        "--freq",
+        dest="frequency",
+        default=None,
+        help="monthly, weekly, daily...: of the dataset names, or overriding "
+        "the one inferred from a file",
+    )
+    add_missing_option(parser)

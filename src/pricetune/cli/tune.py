@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 
 from pricetune.cli.errors import USAGE, CommandError
-from pricetune.cli.options import add_missing_option
+from pricetune.cli.options import add_data_file_options
 
 #: pricetune.tuning.METRICS, spelled out: importing it would load the
 #: backtest (pandas) for every command's --help
@@ -105,15 +105,7 @@ def add_parser(commands) -> None:
         help="'monthly' (default: Brent, WTI, Henry Hub, gold), 'daily', "
         "'pinksheet', dataset names ('brent,wti') or a CSV file",
     )
-    tune.add_argument(
-        "--frequency",
-        "--freq",
-        dest="frequency",
-        default=None,
-        help="monthly, weekly, daily...: of the dataset names, or overriding "
-        "the one inferred from a file",
-    )
-    add_missing_option(tune)
+    add_data_file_options(tune)
     tune.add_argument("--trials", type=int, default=20, help="number of trials (20)")
     tune.add_argument(
         "--timeout",
