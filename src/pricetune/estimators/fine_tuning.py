@@ -18,6 +18,7 @@ import numpy as np
 from sklearn.utils import check_random_state
 
 from pricetune.training.config import TrainingConfig
+from pricetune.training.setting_checks import callback_list
 
 
 def finite_outputs(outputs: np.ndarray) -> np.ndarray:
@@ -123,8 +124,6 @@ class FineTuningMixin:
     def _fit_ended(self):
         """Call each callback's ``on_fit_end`` with this fitted estimator;
         returns it (for ``fit`` to return)."""
-        from pricetune.training.config import callback_list
-
         for callback in callback_list("callbacks", self.callbacks):
             callback.on_fit_end(self)
         return self
