@@ -1,17 +1,18 @@
-"""ONNX export of the default forecaster: size on disk, latency per
-forecast and the accuracy int8 costs, side by side with torch.
+"""ONNX export of a forecaster: size on disk, latency per forecast and the
+accuracy int8 costs, side by side with torch.
 
-It fits ``FineTunedPriceForecaster`` with its defaults (MiniLM, LoRA, the
-quantile head) and a small step budget (``--max-epochs``, 3 by default) on
-the built-in Pink Sheet panel (63 monthly series) up to ``--cutoff``
+It fits ``FineTunedPriceForecaster`` with its defaults (``--model
+default``: the LSTM and the quantile head) or with MiniLM and LoRA
+(``--model minilm-lora``) and a small step budget (``--max-epochs``, 3 by
+default) on the built-in Pink Sheet panel (63 monthly series) up to ``--cutoff``
 (2010-12), for the next 12 months, then exports it with
 :func:`pricetune.export.export_onnx` in fp32 and with int8 weights, and
 prints:
 
 * **size**: the safe save's ``model.safetensors`` (the tensors the fit
-  trained: LoRA and the head; the frozen MiniLM weights are referenced, not
-  stored), every weight of the torch model as safetensors, and the two
-  ONNX files (self-contained: every weight inside);
+  trained: with MiniLM, LoRA and the head, the frozen MiniLM weights being
+  referenced, not stored), every weight of the torch model as safetensors,
+  and the two ONNX files (self-contained: every weight inside);
 * **latency**: the median over ``--calls`` single-window calls of the
   torch path of ``predict`` (``_raw_outputs``: the model and its
   de-normalisation, without sktime's bookkeeping), of onnxruntime fp32 and
@@ -23,7 +24,8 @@ prints:
   percentage error of torch, fp32 and int8 against the held-out 12 months.
 
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/onnx_export.py
-    OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/onnx_export.py --calls 50
+    OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/onnx_export.py \
+        --model minilm-lora
 
 See docs/deployment.md.
 """
@@ -40,6 +42,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+#: the forecasters --model names: the defaults, and the pretrained
+#: language model with LoRA adapters (the largest file to export)
+MODELS = {
+    "default": {},
+    "minilm-lora": {"backbone": "minilm", "strategy": "lora"},
+}
 
 
 def _size(path: Path) -> float:
@@ -61,6 +70,7 @@ def main(argv=None) -> None:
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--cutoff", default="2010-12")
+    parser.add_argument("--model", choices=sorted(MODELS), default="default")
     args = parser.parse_args(argv)
 
     import torch
@@ -77,7 +87,7 @@ def main(argv=None) -> None:
     train = panel[dates <= cutoff]
     actual = panel[(dates > cutoff) & (dates <= cutoff + 12)].iloc[:, 0]
     forecaster = FineTunedPriceForecaster(
-        max_epochs=args.max_epochs, random_state=0, verbose=0
+        **MODELS[args.model], max_epochs=args.max_epochs, random_state=0, verbose=0
     )
     start = time.perf_counter()
     forecaster.fit(train, fh=list(range(1, 13)))
@@ -137,7 +147,7 @@ def main(argv=None) -> None:
 
     names = list(single)
     print(
-        f"pricetune ONNX export: default forecaster (backbone="
+        f"pricetune ONNX export: {args.model} forecaster (backbone="
         f"{forecaster.backbone!r}, strategy={forecaster.strategy!r}, head="
         f"{forecaster.head!r}), Pink Sheet panel of {forecaster.n_series_} series "
         f"to {cutoff}, fh=1..12, max_epochs={args.max_epochs}; fit "

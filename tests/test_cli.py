@@ -66,13 +66,22 @@ def test_demo_quick_prints_the_table_and_writes_the_plot(tmp_path, capsys):
     plot = tmp_path / "demo.png"
     assert main(["demo", "--quick", "--no-progress", "--output", str(plot)]) == 0
     out = capsys.readouterr().out
-    for model in ["pricetune (minilm + lora)", "Naive (no change)", "AutoARIMA"]:
+    for model in ["pricetune (lstm)", "Naive (no change)", "AutoARIMA"]:
         assert model in out
     assert "MASE" in out and "sMAPE %" in out and "80% coverage" in out
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table_lines = [line for line in out.splitlines() if line.startswith("pricetune (")]
     mase, smape, coverage = (float(v) for v in table_lines[0].split()[-4:-1])
     assert 0 < mase < 20 and 0 < smape < 200 and 0 <= coverage <= 1
+
+
+def test_the_demo_names_its_model_by_backbone_and_strategy():
+    from pricetune import FineTunedPriceForecaster
+    from pricetune.demo import _label
+
+    assert _label(FineTunedPriceForecaster()) == "lstm"
+    lora = FineTunedPriceForecaster(backbone="minilm", strategy="lora")
+    assert _label(lora) == "minilm + lora"
 
 
 def test_import_pricetune_does_not_import_torch():

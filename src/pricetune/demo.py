@@ -1,4 +1,4 @@
-"""The main job: fine-tune the default forecaster on monthly Brent and
+"""The main job: train the default forecaster on monthly Brent and
 compare it with the no-change forecast and AutoARIMA on a held-out year."""
 
 from __future__ import annotations
@@ -30,6 +30,15 @@ def interval_coverage(y_true: pd.Series, interval: pd.DataFrame) -> float:
     upper = interval.xs("upper", axis=1, level=-1).iloc[:, 0].to_numpy()
     actual = y_true.to_numpy()
     return float(np.mean((actual >= lower) & (actual <= upper)))
+
+
+def _label(forecaster) -> str:
+    """``"lstm"``, or ``"minilm + lora"`` for a strategy other than full
+    training: the model's name in the demo's table."""
+    params = forecaster.get_params(deep=False)
+    names = [params["backbone"], params["strategy"]]
+    names = [getattr(name, "__name__", name) for name in names]
+    return names[0] if names[1] == "full" else " + ".join(names)
 
 
 def _baselines():
@@ -75,7 +84,8 @@ def run_demo(
     if max_epochs is not None:
         params["max_epochs"] = max_epochs
     params.update(forecaster_params or {})
-    models = {"pricetune (minilm + lora)": FineTunedPriceForecaster(**params)}
+    forecaster = FineTunedPriceForecaster(**params)
+    models = {f"pricetune ({_label(forecaster)})": forecaster}
     models.update(_baselines())
 
     rows, forecasts, intervals, notes = [], {}, {}, []
@@ -111,7 +121,7 @@ def run_demo(
 
 
 def plot_demo(result: DemoResult, path: str | Path, history: int = 120) -> Path:
-    """Write a PNG: recent history, actuals, each forecast and the fine-tuned
+    """Write a PNG: recent history, actuals, each forecast and the pricetune
     model's interval."""
     import matplotlib
 

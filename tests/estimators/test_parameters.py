@@ -50,7 +50,11 @@ def test_the_row_estimators_have_their_own_defaults_and_docs():
     defaults = FineTunedPriceRegressor().get_params()
     assert (defaults["context_length"], defaults["patch_length"]) == (None, 8)
     assert defaults["linear_baseline"] is True
-    assert FineTunedPriceForecaster().get_params()["context_length"] == 24
+    assert (defaults["backbone"], defaults["strategy"]) == ("minilm", "lora")
+    forecaster = FineTunedPriceForecaster().get_params()
+    assert forecaster["context_length"] == 24
+    assert (forecaster["backbone"], forecaster["strategy"]) == ("lstm", "full")
+    assert '\n    backbone : str, default "lstm"\n' in FineTunedPriceForecaster.__doc__
     assert "number of leading columns of ``X``" in FineTunedPriceRegressor.__doc__
     assert "for the direction head" in FineTunedPriceDirectionClassifier.__doc__
     assert "{parameters}" not in FineTunedPriceForecaster.__doc__

@@ -116,9 +116,10 @@ def _pricetune(name, group, description, quick, seed, device, overrides, **param
     from pricetune.estimators.forecaster import FineTunedPriceForecaster
 
     merged = {**params, **_pricetune_params(quick, seed, device, overrides)}
-    if quick and merged.get("backbone") in ("lstm", "gru"):
+    backbone = merged.get("backbone", FineTunedPriceForecaster().backbone)
+    if quick and backbone in ("lstm", "gru"):
         merged.setdefault("backbone_kwargs", {"hidden_size": 8})
-    if quick and merged.get("backbone") in ("minilm", "hf"):
+    if quick and backbone in ("minilm", "hf"):
         kwargs = dict(merged.get("backbone_kwargs") or {})
         kwargs.setdefault("n_layers", 1)
         merged["backbone_kwargs"] = kwargs
@@ -293,7 +294,9 @@ def _builtin(name, quick, seed, device, overrides):
             network.params,
         )
     if name == "default":
-        return _pricetune(name, "pricetune", "FineTunedPriceForecaster defaults", *args)
+        return _pricetune(
+            name, "pricetune", "FineTunedPriceForecaster defaults (LSTM)", *args
+        )
     return None
 
 

@@ -1,5 +1,5 @@
-"""``pricetune demo``: fine-tune on monthly Brent and compare with the
-no-change forecast and AutoARIMA."""
+"""``pricetune demo``: train the default forecaster on monthly Brent and
+compare it with the no-change forecast and AutoARIMA."""
 
 from __future__ import annotations
 
@@ -10,12 +10,10 @@ def run_demo_command(args: argparse.Namespace) -> int:
     from pricetune.demo import plot_demo, run_demo
 
     params = {}
-    if args.quick:
-        # a smoke run: the same pipeline with a 1-layer MiniLM and few epochs
-        # (--max-epochs, when given, still wins)
-        params = {"backbone_kwargs": {"n_layers": 1}}
-        if args.max_epochs is None:
-            params["max_epochs"] = 3
+    if args.quick and args.max_epochs is None:
+        # a smoke run: the same pipeline with few epochs (--max-epochs, when
+        # given, still wins)
+        params["max_epochs"] = 3
     result = run_demo(
         holdout=args.holdout,
         max_epochs=args.max_epochs,
@@ -40,7 +38,7 @@ def run_demo_command(args: argparse.Namespace) -> int:
 def add_parser(commands) -> None:
     demo = commands.add_parser(
         "demo",
-        help="fine-tune on monthly Brent and compare with naive and AutoARIMA",
+        help="train the default on monthly Brent; compare with naive and AutoARIMA",
     )
     demo.add_argument("--holdout", type=int, default=12, help="months held out (12)")
     demo.add_argument(
@@ -49,6 +47,6 @@ def add_parser(commands) -> None:
     demo.add_argument("--seed", type=int, default=0, help="random seed (0)")
     demo.add_argument("--device", default="auto", help="auto, cpu, cuda...")
     demo.add_argument("--output", default="pricetune-demo.png", help="PNG plot path")
-    demo.add_argument("--quick", action="store_true", help="1-layer MiniLM, 3 epochs")
+    demo.add_argument("--quick", action="store_true", help="3 epochs")
     demo.add_argument("--no-progress", action="store_true", help="no progress bar")
     demo.set_defaults(run=run_demo_command)

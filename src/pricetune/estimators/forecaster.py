@@ -49,11 +49,15 @@ from pricetune.training.config import head_gives_quantiles
 _PREDICT_CHUNK = 4096
 
 #: the forecaster's own defaults where they differ from TrainingConfig's,
-#: chosen on the World Bank Pink Sheet panel (docs/accuracy.md): a fit's
-#: cost does not grow with the number of windows (at most 40 steps of 64
-#: windows an epoch, validation on 1,024 spread windows), and a flat
-#: stretch of prices cannot make one window's loss explode
+#: chosen on the World Bank Pink Sheet panel (docs/accuracy.md): an LSTM
+#: trained from scratch (MiniLM + LoRA scored the same within the seed
+#: spread there, at 40 to 60 times the cost of a fit); a fit's cost does
+#: not grow with the number of windows (at most 40 steps of 64 windows an
+#: epoch, validation on 1,024 spread windows), and a flat stretch of
+#: prices cannot make one window's loss explode
 FORECASTER_DEFAULTS = {
+    "backbone": "lstm",
+    "strategy": "full",
     "batch_size": 64,
     "steps_per_epoch": 40,
     "max_validation_windows": 1024,
@@ -65,15 +69,18 @@ FORECASTER_DEFAULTS = {
 # itself, relative to each one
 @training_parameters(exclude=("linear_baseline",), defaults=FORECASTER_DEFAULTS)
 class FineTunedPriceForecaster(FineTuningMixin, BaseForecaster):
-    """Fine-tune a pretrained backbone to forecast a price series.
+    """Train or fine-tune a network to forecast a price series.
 
     The series is cut into overlapping windows of ``context_length`` past
     values followed by the ``max(fh)`` next values. Each window is normalised
     on its own, cut into patches, and passed through a *backbone* (a
-    pretrained language model, a recurrent network, or nothing) and a *head*
-    that gives every step of the horizon at once (direct multi-step). A
-    *strategy* chooses what trains. Backbones, heads and strategies are
-    plugins, chosen by name; ``pricetune plugins`` lists them.
+    recurrent network, a pretrained language model or time-series model,
+    or nothing) and a *head* that gives every step of the horizon at once
+    (direct multi-step). A *strategy* chooses what trains. Backbones, heads
+    and strategies are plugins, chosen by name; ``pricetune plugins`` lists
+    them. The default is an LSTM trained from scratch with a quantile head
+    (chosen on the Pink Sheet panel, docs/accuracy.md); a pretrained
+    language model with LoRA is ``backbone="minilm", strategy="lora"``.
 
     {parameters}
     Exogenous data
