@@ -315,6 +315,21 @@ def test_the_combination_is_global_and_learns_its_weights_before_each_cut_off():
     assert set(result.forecasts["series"]) == set(panel)
 
 
+def test_the_log_price_lstm_trains_on_logs_and_forecasts_prices():
+    spec = get_model("lstm-log", quick=True, overrides={"max_epochs": 1})
+    assert spec.global_
+    steps = dict(spec.estimator.steps)
+    assert type(steps["log"]).__name__ == "LogTransformer"
+    assert steps["lstm"].get_params()["min_scale"] == 0.001
+    assert spec.params["max_epochs"] == 1  # overrides reach the network
+    panel = _panel(80)
+    result = backtest(panel, ["naive", spec], horizon=3, n_origins=1, quick=True)
+    forecasts = result.forecasts[result.forecasts["model"] == "lstm-log"]
+    # prices near 100 and 50 come back, not their logs (4.6 and 3.9)
+    assert forecasts["q0.5"].between(20, 200).all()
+    assert set(forecasts["series"]) == set(panel)
+
+
 def test_fracast_fine_tuned_runs_in_the_backtest():
     result = backtest(
         _panel(), ["naive", "fracast-tuned"], horizon=3, n_origins=1, quick=True

@@ -254,6 +254,33 @@ def _builtin(name, quick, seed, device, overrides):
             backbone=name,
             strategy="full",
         )
+    if name == "lstm-log":
+        from sktime.forecasting.compose import TransformedTargetForecaster
+        from sktime.transformations.series.boxcox import LogTransformer
+
+        # the scale floor is a fraction of the level: on log prices (levels
+        # of about 1 to 8) 0.01 would exceed a typical monthly change
+        network = _pricetune(
+            "lstm",
+            "pricetune",
+            "",
+            *args,
+            backbone="lstm",
+            strategy="full",
+            min_scale=0.001,
+        )
+        # log prices in, prices out: sktime inverts the log on points and
+        # quantiles alike, so the model is scored on the same scale as the rest
+        return ModelSpec(
+            name,
+            TransformedTargetForecaster(
+                [("log", LogTransformer()), ("lstm", network.estimator)]
+            ),
+            True,
+            "pricetune",
+            "LSTM from scratch on log prices (sktime LogTransformer)",
+            network.params,
+        )
     if name == "none":
         return _pricetune(
             name,
@@ -303,7 +330,7 @@ def _builtin(name, quick, seed, device, overrides):
 def available_models() -> list[str]:
     """Names :func:`get_model` knows (``fracast`` only when installed)."""
     names = [m for m in DEFAULT_MODELS if m != "fracast" or fracast_available()]
-    names += ["none", "combined"]
+    names += ["lstm-log", "none", "combined"]
     if fracast_available():
         names.append("fracast-tuned")
     names += [s.name for s in ablation_models()]
@@ -318,7 +345,7 @@ def get_model(
     overrides: dict | None = None,
 ) -> ModelSpec:
     """The :class:`ModelSpec` of a named model: ``naive``, ``drift``,
-    ``autoarima``, ``autoets``, ``theta``, ``lstm``, ``gru``, ``none``,
+    ``autoarima``, ``autoets``, ``theta``, ``lstm``, ``gru``, ``lstm-log``, ``none``,
     ``default``, ``fracast`` (when installed) and the ablation variants
     (``minilm-pretrained-lora``, ``minilm-random-full``, ``no-backbone``...).
     ``overrides`` are FineTunedPriceForecaster parameters for the pricetune
