@@ -158,8 +158,8 @@ def test_strategies_refuse_backbones_they_cannot_adapt(brent_monthly):
     for backbone, strategy, message in [
         ("none", "lora", "has none"),
         ("none", "frozen", "has none"),
-        ("lstm", "layernorm", "needs LayerNorm"),
-        ("lstm", "lora", "target_modules"),
+        ("lstm", "layernorm", "needs LayerNorm.*backbone='minilm'"),
+        ("lstm", "lora", "target_modules.*backbone='minilm'"),
     ]:
         forecaster = FineTunedPriceForecaster(
             **CHEAP, backbone=backbone, strategy=strategy, context_length=16

@@ -55,7 +55,8 @@ class PeftStrategy(DiscriminativeLearningRates, Strategy):
             raise ValueError(
                 f"strategy {self.name!r} needs target_modules for "
                 f"{_backbone_name(model)} (not a Hugging Face model); pass "
-                "strategy_kwargs={'target_modules': [...]}"
+                "strategy_kwargs={'target_modules': [...]}, or choose a "
+                "Hugging Face backbone such as backbone='minilm'"
             )
         return targets
 

@@ -123,7 +123,8 @@ class LayerNormOnly(DiscriminativeLearningRates, Strategy):
         if n_norm == 0:
             raise ValueError(
                 f"strategy 'layernorm' needs LayerNorm layers in the backbone; "
-                f"{_backbone_name(model)} has none"
+                f"{_backbone_name(model)} has none (a language model has them: "
+                "backbone='minilm')"
             )
         markers = model.backbone.position_embedding_names
         for name, parameter in body.named_parameters():
