@@ -345,8 +345,8 @@ def get_model(
     overrides: dict | None = None,
 ) -> ModelSpec:
     """The :class:`ModelSpec` of a named model: ``naive``, ``drift``,
-    ``autoarima``, ``autoets``, ``theta``, ``lstm``, ``gru``, ``lstm-log``, ``none``,
-    ``default``, ``fracast`` (when installed) and the ablation variants
+    ``autoarima``, ``autoets``, ``theta``, ``lstm``, ``gru``, ``lstm-log``,
+    ``none``, ``default``, ``fracast`` (when installed) and the ablation variants
     (``minilm-pretrained-lora``, ``minilm-random-full``, ``no-backbone``...).
     ``overrides`` are FineTunedPriceForecaster parameters for the pricetune
     models (e.g. ``{"max_epochs": 5}``)."""
