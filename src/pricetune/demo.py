@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pricetune.registry import shown_name
+
 COVERAGE = 0.8
 
 
@@ -36,9 +38,8 @@ def _label(forecaster) -> str:
     """``"lstm"``, or ``"minilm + lora"`` for a strategy other than full
     training: the model's name in the demo's table."""
     params = forecaster.get_params(deep=False)
-    names = [params["backbone"], params["strategy"]]
-    names = [getattr(name, "__name__", name) for name in names]
-    return names[0] if names[1] == "full" else " + ".join(names)
+    backbone, strategy = shown_name(params["backbone"]), shown_name(params["strategy"])
+    return backbone if strategy == "full" else f"{backbone} + {strategy}"
 
 
 def _baselines():

@@ -25,6 +25,12 @@ def plural(kind: str) -> str:
     return kind[:-1] + "ies" if kind.endswith("y") else kind + "s"
 
 
+def shown_name(component) -> str:
+    """A backbone's, head's or strategy's name for tables and progress bars:
+    its registered name, or a component class's ``__name__``."""
+    return getattr(component, "__name__", component)
+
+
 @dataclass(frozen=True)
 class ComponentInfo:
     """One registered component and where it came from."""

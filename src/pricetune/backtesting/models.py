@@ -116,7 +116,9 @@ def _pricetune(name, group, description, quick, seed, device, overrides, **param
     from pricetune.estimators.forecaster import FineTunedPriceForecaster
 
     merged = {**params, **_pricetune_params(quick, seed, device, overrides)}
-    backbone = merged.get("backbone", FineTunedPriceForecaster().backbone)
+    backbone = merged.get(
+        "backbone", FineTunedPriceForecaster.get_param_defaults()["backbone"]
+    )
     if quick and backbone in ("lstm", "gru"):
         merged.setdefault("backbone_kwargs", {"hidden_size": 8})
     if quick and backbone in ("minilm", "hf"):
@@ -125,6 +127,14 @@ def _pricetune(name, group, description, quick, seed, device, overrides, **param
         merged["backbone_kwargs"] = kwargs
     estimator = FineTunedPriceForecaster(**merged)
     return ModelSpec(name, estimator, True, group, description, merged)
+
+
+def _lstm_member(args, **params) -> ModelSpec:
+    """The ``lstm`` network as a part of a wrapped or combined model;
+    ``args`` are ``_pricetune``'s (quick, seed, device, overrides)."""
+    return _pricetune(
+        "lstm", "pricetune", "", *args, backbone="lstm", strategy="full", **params
+    )
 
 
 def ablation_models(
@@ -260,15 +270,7 @@ def _builtin(name, quick, seed, device, overrides):
 
         # the scale floor is a fraction of the level: on log prices (levels
         # of about 1 to 8) 0.01 would exceed a typical monthly change
-        network = _pricetune(
-            "lstm",
-            "pricetune",
-            "",
-            *args,
-            backbone="lstm",
-            strategy="full",
-            min_scale=0.001,
-        )
+        network = _lstm_member(args, min_scale=0.001)
         # log prices in, prices out: sktime inverts the log on points and
         # quantiles alike, so the model is scored on the same scale as the rest
         return ModelSpec(
@@ -302,9 +304,7 @@ def _builtin(name, quick, seed, device, overrides):
     if name == "combined":
         from pricetune.estimators.combined import CombinedForecaster
 
-        network = _pricetune(
-            "lstm", "pricetune", "", *args, backbone="lstm", strategy="full"
-        )
+        network = _lstm_member(args)
         members = [
             ("naive", _naive("last")),
             ("drift", _naive("drift")),

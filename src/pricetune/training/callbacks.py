@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from pricetune.registry import shown_name
+
 #: the per-epoch numbers the CSV log writes, in its column order
 LOG_FIELDS = ("epoch", "train_loss", "validation_loss", "learning_rate", "seconds")
 
@@ -479,11 +481,9 @@ def standard_callbacks(
         callbacks.append(
             TensorBoardLogger(run_directory(config.tensorboard_dir, update, suffix))
         )
-    backbone, strategy_name = (
-        getattr(value, "__name__", value)
-        for value in (config.backbone, config.strategy)
+    description = (
+        f"pricetune {shown_name(config.backbone)}/{shown_name(config.strategy)}"
     )
-    description = f"pricetune {backbone}/{strategy_name}"
     if member is not None:
         description += f" {member + 1}/{n_members}"
     callbacks.append(ProgressBar(description, config.verbose))
