@@ -315,6 +315,31 @@ def test_the_combination_is_global_and_learns_its_weights_before_each_cut_off():
     assert set(result.forecasts["series"]) == set(panel)
 
 
+def test_lstm_theta_is_the_plain_mean_of_its_two_members():
+    from pricetune.backtesting.models import get_model
+
+    spec = get_model("lstm-theta", quick=True, overrides={"max_epochs": 1})
+    assert spec.global_ and spec.params["max_epochs"] == 1
+    assert spec.estimator.get_params()["n_origins"] == 0
+    panel = _panel(80)
+    both = backtest(panel, ["naive", "theta", spec], horizon=3, n_origins=1, quick=True)
+    alone = backtest(
+        panel,
+        ["naive", get_model("lstm", quick=True, overrides={"max_epochs": 1})],
+        horizon=3,
+        n_origins=1,
+        quick=True,
+    )
+    point = {
+        name: frame.set_index(["series", "step"])["forecast"]
+        for name, frame in pd.concat([both.forecasts, alone.forecasts]).groupby("model")
+    }
+    # the same seed fits the same LSTM: the mean is exactly the two halves'
+    pd.testing.assert_series_equal(
+        point["lstm-theta"], (point["lstm"] + point["theta"]) / 2, check_names=False
+    )
+
+
 def test_the_log_price_lstm_trains_on_logs_and_forecasts_prices():
     spec = get_model("lstm-log", quick=True, overrides={"max_epochs": 1})
     assert spec.global_

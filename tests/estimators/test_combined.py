@@ -78,7 +78,7 @@ class Fails(BaseForecaster):
 
 
 # ------------------------------------------------------------ conformance
-@pytest.mark.parametrize("number", [0, 1])
+@pytest.mark.parametrize("number", [0, 1, 2])
 def test_sktime_check_estimator(number):
     params = CombinedForecaster.get_test_params()[number]
     results = check_estimator(
@@ -244,6 +244,22 @@ def test_shrinkage_one_gives_the_last_value_and_zero_the_combination(walk):
     np.testing.assert_allclose(half.predict(), 0.5 * expected + 0.5 * walk.iloc[-1])
 
 
+def test_no_inner_origins_fits_each_member_once_and_averages(walk):
+    Spy.seen.clear()
+    fh = [1, 2, 3]
+    members = [("spy", Spy()), ("drift", NaiveForecaster("drift"))]
+    fixed = CombinedForecaster(members, n_origins=0, weights="equal", shrinkage=0.25)
+    fixed.fit(walk, fh=fh)
+    # one fit of the spy, on the whole series: no inner origins
+    assert Spy.seen == [(len(walk), walk.index[-1], float(walk.max()))]
+    assert fixed.weights_source_ == "equal (no inner origins)"
+    np.testing.assert_allclose(fixed.weights_, 0.5)
+    assert fixed.shrinkage_ == 0.25 and fixed.inner_errors_.empty
+    drift = NaiveForecaster("drift").fit(walk, fh=fh).predict()
+    average = (drift + walk.iloc[-1]) / 2
+    np.testing.assert_allclose(fixed.predict(), 0.75 * average + 0.25 * walk.iloc[-1])
+
+
 def test_auto_shrinkage_picks_the_lowest_inner_error():
     # flat for the last 30 months: no-change is exact at every inner origin,
     # the long-run mean is not, so with equal weights shrinking most is best
@@ -396,7 +412,9 @@ BAD = [
     ({"shrinkage": -0.1}, ValueError, "shrinkage"),
     ({"shrinkage": "big"}, ValueError, "shrinkage"),
     ({"weights": "median"}, ValueError, "weights"),
-    ({"n_origins": 0}, ValueError, "n_origins"),
+    ({"n_origins": -1}, ValueError, "n_origins"),
+    ({"n_origins": 0}, ValueError, "weights='equal'"),
+    ({"n_origins": 0, "weights": "equal", "shrinkage": "auto"}, ValueError, "numeric"),
     ({"step": 1.5}, TypeError, "step"),
     ({"horizon": -1}, ValueError, "horizon"),
 ]

@@ -320,6 +320,24 @@ def _builtin(name, quick, seed, device, overrides):
             "no-change learned on 3 earlier origins",
             network.params,
         )
+    if name == "lstm-theta":
+        from pricetune.estimators.combined import CombinedForecaster
+
+        network = _lstm_member(args)
+        # the simple average: no inner origins, so it costs one LSTM fit
+        average = CombinedForecaster(
+            [("lstm", network.estimator), ("theta", _theta())],
+            n_origins=0,
+            weights="equal",
+        )
+        return ModelSpec(
+            name,
+            average,
+            True,
+            "pricetune",
+            "the mean of the LSTM's and Theta's forecasts (fixed equal weights)",
+            network.params,
+        )
     if name == "default":
         return _pricetune(
             name, "pricetune", "FineTunedPriceForecaster defaults (LSTM)", *args
@@ -330,7 +348,7 @@ def _builtin(name, quick, seed, device, overrides):
 def available_models() -> list[str]:
     """Names :func:`get_model` knows (``fracast`` only when installed)."""
     names = [m for m in DEFAULT_MODELS if m != "fracast" or fracast_available()]
-    names += ["lstm-log", "none", "combined"]
+    names += ["lstm-log", "none", "combined", "lstm-theta"]
     if fracast_available():
         names.append("fracast-tuned")
     names += [s.name for s in ablation_models()]
@@ -346,8 +364,9 @@ def get_model(
 ) -> ModelSpec:
     """The :class:`ModelSpec` of a named model: ``naive``, ``drift``,
     ``autoarima``, ``autoets``, ``theta``, ``lstm``, ``gru``, ``lstm-log``,
-    ``none``, ``default``, ``fracast`` (when installed) and the ablation variants
-    (``minilm-pretrained-lora``, ``minilm-random-full``, ``no-backbone``...).
+    ``none``, ``combined``, ``lstm-theta``, ``default``, ``fracast`` (when
+    installed) and the ablation variants (``minilm-pretrained-lora``,
+    ``minilm-random-full``, ``no-backbone``...).
     ``overrides`` are FineTunedPriceForecaster parameters for the pricetune
     models (e.g. ``{"max_epochs": 5}``)."""
     spec = _builtin(name, quick, seed, device, overrides)

@@ -38,7 +38,10 @@ class CombinedForecaster(_HeterogenousEnsembleForecaster):
         for them). Quantiles move by as much as the point forecast, so
         intervals keep the combination's width.
     n_origins : int, default=3
-        Number of inner origins.
+        Number of inner origins. ``0``: none, so no member is fitted more
+        than once; then ``weights`` must be ``"equal"`` and ``shrinkage`` a
+        number (a fixed combination, such as the simple average that is
+        hard to beat in the forecast-combination literature).
     step : int or None, default=None
         Distance between inner origins, in time steps; None: ``h``.
     horizon : int or None, default=None
@@ -63,7 +66,8 @@ class CombinedForecaster(_HeterogenousEnsembleForecaster):
         panel, of errors divided by each series' mean absolute one-step
         change; empty when the series is too short.
     weights_source_ : str
-        ``"inner origins"`` or ``"equal (too short)"``.
+        ``"inner origins"``, ``"equal (too short)"`` or ``"equal (no inner
+        origins)"`` (``n_origins=0``).
     failed_members_ : dict of str to str
         Members that raised (or forecast NaN) on an inner origin, with the
         reason; they get weight 0 and are not refitted.
@@ -197,10 +201,19 @@ class CombinedForecaster(_HeterogenousEnsembleForecaster):
             value = getattr(self, name)
             if value is None and name != "n_origins":
                 continue
+            # no inner origins at all is allowed (a fixed combination)
+            least = 0 if name == "n_origins" else 1
+            kind = "a whole number >= 0" if least == 0 else "a positive integer"
             if isinstance(value, bool) or not isinstance(value, int | np.integer):
-                raise TypeError(f"{name} must be a positive integer, got {value!r}")
-            if value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+                raise TypeError(f"{name} must be {kind}, got {value!r}")
+            if value < least:
+                raise ValueError(f"{name} must be {kind}, got {value!r}")
+        if self.n_origins == 0 and (self.weights != "equal" or shrinkage == "auto"):
+            raise ValueError(
+                "n_origins=0 learns nothing: it needs weights='equal' and a "
+                f"numeric shrinkage, got weights={self.weights!r}, "
+                f"shrinkage={shrinkage!r}"
+            )
         return [(name, est) for name, est in members]
 
     # -------------------------------------------------------------- fitting
@@ -217,8 +230,12 @@ class CombinedForecaster(_HeterogenousEnsembleForecaster):
         shortest = len(times) - self.n_origins * step
 
         self.failed_members_ = {}
-        if shortest < min_train:
-            self.weights_source_ = "equal (too short)"
+        if self.n_origins == 0 or shortest < min_train:
+            self.weights_source_ = (
+                "equal (no inner origins)"
+                if self.n_origins == 0
+                else "equal (too short)"
+            )
             self.inner_errors_ = pd.DataFrame(columns=names, dtype=float)
             self.weights_ = pd.Series(1.0 / len(names), index=names, name="weight")
             self.shrinkage_ = 0.0 if self.shrinkage == "auto" else float(self.shrinkage)
@@ -350,7 +367,7 @@ class CombinedForecaster(_HeterogenousEnsembleForecaster):
 
     @classmethod
     def get_test_params(cls, parameter_set="default"):
-        """Two cheap settings for sktime's conformance suite.
+        """Three cheap settings for sktime's conformance suite.
 
         Parameters
         ----------
@@ -380,6 +397,15 @@ class CombinedForecaster(_HeterogenousEnsembleForecaster):
                 "n_origins": 2,
                 "step": 1,
                 "horizon": 2,
+            },
+            {
+                "forecasters": [
+                    ("last", NaiveForecaster("last")),
+                    ("drift", NaiveForecaster("drift")),
+                ],
+                "n_origins": 0,
+                "weights": "equal",
+                "shrinkage": 0.5,
             },
         ]
 
