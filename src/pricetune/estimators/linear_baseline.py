@@ -47,8 +47,13 @@ class LinearBaseline:
 
         scaling = Standardiser.fit(X)
         ridge = RidgeCV(alphas=ALPHAS).fit(scaling.transform(X), targets)
-        coef = np.asarray(ridge.coef_, dtype=np.float64).reshape(targets.shape[1], -1)
-        intercept = np.asarray(ridge.intercept_, dtype=np.float64).reshape(-1)
+        # C order, as from_json builds them: with RidgeCV's own (for 2-D
+        # targets a transposed view) the matrix product takes another BLAS
+        # path, and a loaded model's predictions differed in the last bit
+        coef = np.ascontiguousarray(
+            np.asarray(ridge.coef_, dtype=np.float64).reshape(targets.shape[1], -1)
+        )
+        intercept = np.ascontiguousarray(ridge.intercept_, dtype=np.float64).reshape(-1)
         return cls(scaling, coef, intercept)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
