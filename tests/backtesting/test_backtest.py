@@ -321,18 +321,12 @@ def test_lstm_theta_is_the_plain_mean_of_its_two_members():
     spec = get_model("lstm-theta", quick=True, overrides={"max_epochs": 1})
     assert spec.global_ and spec.params["max_epochs"] == 1
     assert spec.estimator.get_params()["n_origins"] == 0
-    panel = _panel(80)
-    both = backtest(panel, ["naive", "theta", spec], horizon=3, n_origins=1, quick=True)
-    alone = backtest(
-        panel,
-        ["naive", get_model("lstm", quick=True, overrides={"max_epochs": 1})],
-        horizon=3,
-        n_origins=1,
-        quick=True,
-    )
+    lstm = get_model("lstm", quick=True, overrides={"max_epochs": 1})
+    models = ["naive", "theta", lstm, spec]
+    result = backtest(_panel(80), models, horizon=3, n_origins=1, quick=True)
     point = {
         name: frame.set_index(["series", "step"])["forecast"]
-        for name, frame in pd.concat([both.forecasts, alone.forecasts]).groupby("model")
+        for name, frame in result.forecasts.groupby("model")
     }
     # the same seed fits the same LSTM: the mean is exactly the two halves'
     pd.testing.assert_series_equal(

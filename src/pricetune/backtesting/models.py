@@ -324,7 +324,7 @@ def _builtin(name, quick, seed, device, overrides):
         from pricetune.estimators.combined import CombinedForecaster
 
         network = _lstm_member(args)
-        # the simple average: no inner origins, so it costs one LSTM fit
+        # the simple average: no inner origins, so one LSTM fit and Theta's
         average = CombinedForecaster(
             [("lstm", network.estimator), ("theta", _theta())],
             n_origins=0,
