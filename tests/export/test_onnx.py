@@ -215,15 +215,36 @@ def test_bad_arguments(fitted_none, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_covariates_and_ensembles_are_refused(fit, brent, tmp_path):
+def test_covariates_are_refused(fit, brent, tmp_path):
     X = pd.DataFrame({"trend": np.arange(len(brent), dtype=float)}, index=brent.index)
     with_x = fit(brent, X=X, backbone="none")
     with pytest.raises(NotImplementedError, match=r"fitted with X \(\['trend'\]\)"):
         export_onnx(with_x, tmp_path / "x.onnx")
-    ensemble = fit(brent, backbone="none", n_ensemble=2, max_epochs=1)
-    with pytest.raises(NotImplementedError, match="ensembles \\(n_ensemble=2\\)"):
-        export_onnx(ensemble, tmp_path / "e.onnx")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"backbone": "lstm", "backbone_kwargs": {"hidden_size": 8}},
+        {"backbone": "none", "calibrate_intervals": "conformal"},
+        {"backbone": "none", "head": "linear"},
+    ],
+    ids=["lstm-mixture", "conformal", "point-mean"],
+)
+def test_ensembles_are_mixed_in_the_graph(fit, brent, tmp_path, settings):
+    """An ensemble's members go into one graph; their quantiles are mixed
+    there as the forecaster mixes them (point forecasts averaged), then
+    calibrated."""
+    ensemble = fit(brent, n_ensemble=3, max_epochs=2, **settings)
+    runtime = OnnxForecaster(export_onnx(ensemble, tmp_path / "e.onnx"))
+    assert runtime.description["members"] == 3
+    assert_parity(ensemble, runtime, brent)
+    # the mixture is not the first member's forecast, nor the mean of the
+    # members' medians alone: the graph does combine them
+    first = copy.deepcopy(ensemble)
+    first.model_ = ensemble.model_.members[0]
+    assert relative(first.predict(), ensemble.predict()) > 1e-3
 
 
 class Branching(torch.nn.Module):

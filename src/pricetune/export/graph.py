@@ -28,9 +28,39 @@ def median_weights(levels) -> np.ndarray:
     return interpolate_quantiles(levels, np.eye(len(levels)), [0.5])[:, 0]
 
 
+def mixture_reading(levels, n_members: int):
+    """What :func:`pricetune.nn.quantiles.mixture_quantiles` computes, as
+    fixed arrays, so that a graph can mix an ensemble's quantiles.
+
+    Each member's quantile function read at the mixture grid is linear in
+    its quantiles (as for :func:`median_weights`): ``values @ spread``
+    with ``spread`` ``(n_levels, n_points)``. The pooled points of
+    ``n_members`` members, sorted, give each level's quantile by linear
+    interpolation between two fixed ranks (numpy's default "linear"
+    method): ``sorted[below] + fraction * (sorted[above] - sorted[below])``.
+
+    Returns
+    -------
+    spread : array of shape (n_levels, n_points)
+    below, above : int arrays of shape (n_levels,)
+    fraction : array of shape (n_levels,)
+    """
+    from pricetune.nn.quantiles import interpolate_quantiles, mixture_grid
+
+    levels = np.asarray(levels, dtype=float)
+    grid = mixture_grid()
+    spread = interpolate_quantiles(levels, np.eye(len(levels)), grid)
+    total = n_members * len(grid)
+    positions = levels * (total - 1)
+    below = np.floor(positions).astype(np.int64)
+    above = np.minimum(below + 1, total - 1)
+    return spread, below, above, positions - below
+
+
 class ForecastGraph(nn.Module):
-    """A trained :class:`~pricetune.nn.model.PatchForecastModel` with the
-    steps of the forecaster's predict around it.
+    """A trained :class:`~pricetune.nn.model.PatchForecastModel`, or the
+    members of an ensemble, with the steps of the forecaster's predict
+    around it.
 
     ``(batch, context_length)`` raw values in; out, in the data's units,
     the head's values ``(batch, horizon, n_values)`` (quantiles at the
@@ -38,12 +68,15 @@ class ForecastGraph(nn.Module):
     times ``interval_scale`` (``calibrate_intervals``), and the median
     ``(batch, horizon)``: what
     :meth:`~pricetune.estimators.fine_tuning.FineTuningMixin._raw_outputs`
-    and ``predict`` compute, in float32.
+    and ``predict`` compute, in float32. The quantiles of several members
+    are mixed as :func:`~pricetune.nn.quantiles.mixture_quantiles` mixes
+    them (point forecasts are averaged), before the calibration.
 
     Parameters
     ----------
-    model : PatchForecastModel
-        in eval mode, on the CPU, without covariates.
+    models : list of PatchForecastModel
+        one model, or an ensemble's members; in eval mode, on the CPU,
+        without covariates.
     interval_scale : float
     weights : array of shape (n_values,)
         :func:`median_weights` of the head's levels.
@@ -51,42 +84,84 @@ class ForecastGraph(nn.Module):
         the ``conformal_margins_`` of ``calibrate_intervals="conformal"``,
         applied as :func:`pricetune.nn.conformal.apply_margins` does.
     levels : sequence of float, optional
-        the head's levels (needed with ``margins``).
+        the head's levels (needed with ``margins`` or several members of a
+        quantile head).
     """
 
     def __init__(
         self,
-        model: nn.Module,
+        models: list,
         interval_scale: float,
         weights,
         margins=None,
         levels=None,
     ):
         super().__init__()
-        self.model = model
+        self.members = nn.ModuleList(models)
         self.interval_scale = float(interval_scale)
         self.register_buffer(
             "weights", torch.tensor(np.asarray(weights), dtype=torch.float32)
         )
+        self.mixes = len(models) > 1 and levels is not None
+        if self.mixes:
+            spread, below, above, fraction = mixture_reading(levels, len(models))
+            self.register_buffer("spread", torch.tensor(spread, dtype=torch.float32))
+            self.register_buffer("below", torch.tensor(below))
+            self.register_buffer("above", torch.tensor(above))
+            self.register_buffer(
+                "fraction", torch.tensor(fraction, dtype=torch.float32)
+            )
         self.conformal = margins is not None
         if margins is not None:
             levels = np.asarray(levels, dtype=float)
             self.register_buffer(
                 "margins", torch.tensor(np.asarray(margins), dtype=torch.float32)
             )
-            self.register_buffer("below", torch.tensor(levels < 0.5).reshape(1, 1, -1))
-            self.register_buffer("above", torch.tensor(levels > 0.5).reshape(1, 1, -1))
+            self.register_buffer(
+                "below_median", torch.tensor(levels < 0.5).reshape(1, 1, -1)
+            )
+            self.register_buffer(
+                "above_median", torch.tensor(levels > 0.5).reshape(1, 1, -1)
+            )
+
+    @property
+    def model(self) -> nn.Module:
+        """The (first) member: its backbone and head name the export."""
+        return self.members[0]
+
+    def _member_values(self, member, context):
+        output = member.head.to_quantiles(member(context)).float()
+        loc, scale = member.scaling(context)
+        return output * scale[..., None] + loc[..., None], scale
+
+    def _combined(self, context):
+        """The members' values in the data's units, mixed or averaged, and
+        the context's scale (every member scales alike)."""
+        outputs = [self._member_values(member, context) for member in self.members]
+        scale = outputs[0][1]
+        if len(outputs) == 1:
+            return outputs[0][0], scale
+        values = torch.stack([value for value, _ in outputs])
+        if not self.mixes:  # point forecasts: their mean
+            return values.mean(dim=0), scale
+        pooled = torch.cat([value @ self.spread for value, _ in outputs], dim=-1)
+        ordered = torch.sort(pooled, dim=-1).values
+        low = ordered.index_select(-1, self.below)
+        high = ordered.index_select(-1, self.above)
+        return low + self.fraction * (high - low), scale
 
     def forward(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        output = self.model.head.to_quantiles(self.model(context)).float()
-        loc, scale = self.model.scaling(context)
-        values = output * scale[..., None] + loc[..., None]
+        values, scale = self._combined(context)
         median = (values * self.weights).sum(dim=-1, keepdim=True)
         if self.conformal:
             shifted = values + self.margins * scale[..., None]
             # no level crosses the median, and the levels stay in order
-            shifted = torch.where(self.below, torch.minimum(shifted, median), shifted)
-            shifted = torch.where(self.above, torch.maximum(shifted, median), shifted)
+            shifted = torch.where(
+                self.below_median, torch.minimum(shifted, median), shifted
+            )
+            shifted = torch.where(
+                self.above_median, torch.maximum(shifted, median), shifted
+            )
             values = torch.sort(shifted, dim=-1).values
         elif self.interval_scale != 1.0:
             values = median + self.interval_scale * (values - median)

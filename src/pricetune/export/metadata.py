@@ -78,7 +78,8 @@ def describe(forecaster, *, quantize, opset: int) -> dict:
     dict
         JSON-ready: context length, horizon, the fitted steps, quantile
         levels, series names, frequency, the index kind and cutoff, the
-        components, and the graph's input and output names.
+        components and the number of ensemble members, and the graph's
+        input and output names.
     """
     from pricetune import __version__
     from pricetune.export.graph import INPUT_NAME, OUTPUT_NAMES
@@ -108,6 +109,8 @@ def describe(forecaster, *, quantize, opset: int) -> dict:
         "backbone": _plain(forecaster.backbone),
         "head": _plain(forecaster.head),
         "strategy": _plain(forecaster.strategy),
+        # an ensemble's members are mixed inside the graph
+        "members": len(forecaster._members()),
         "quantize": quantize,
         "opset": int(opset),
         "input": INPUT_NAME,

@@ -37,11 +37,6 @@ def _check_forecaster(forecaster) -> None:
         raise NotFittedError(
             f"this {name} is not fitted yet: call fit before export_onnx"
         )
-    if len(forecaster._members()) > 1:
-        raise NotImplementedError(
-            f"export_onnx does not export ensembles (n_ensemble="
-            f"{len(forecaster._members())}): fit with n_ensemble=1 to export"
-        )
     if forecaster.covariate_names_:
         raise NotImplementedError(
             f"export_onnx does not export a forecaster fitted with X "
@@ -78,13 +73,17 @@ def _example_contexts(forecaster) -> np.ndarray:
 
 
 def _graph(forecaster):
-    """The :class:`~pricetune.export.graph.ForecastGraph` of a CPU float32
-    copy of the forecaster's model, in eval mode."""
+    """The :class:`~pricetune.export.graph.ForecastGraph` of CPU float32
+    copies of the forecaster's model (or its ensemble's members), in eval
+    mode."""
     from pricetune.export.graph import ForecastGraph, median_weights
 
-    model = copy.deepcopy(forecaster._members()[0]).to("cpu").float().eval()
+    models = [
+        copy.deepcopy(member).to("cpu").float().eval()
+        for member in forecaster._members()
+    ]
     return ForecastGraph(
-        model,
+        models,
         forecaster.interval_scale_,
         median_weights(forecaster.quantiles_),
         margins=getattr(forecaster, "conformal_margins_", None),
@@ -204,7 +203,7 @@ def export_onnx(forecaster, path, *, quantize=None, opset: int = DEFAULT_OPSET):
     Parameters
     ----------
     forecaster : FineTunedPriceForecaster
-        fitted, without ``X`` and with ``n_ensemble=1``.
+        fitted, without ``X`` (an ensemble's members go into one graph).
     path : str or path-like
         the ``.onnx`` file to write (its directory must exist).
     quantize : {None, "int8"}, default None
@@ -225,8 +224,7 @@ def export_onnx(forecaster, path, *, quantize=None, opset: int = DEFAULT_OPSET):
         without onnx, onnxruntime or onnxscript (``pip install
         'pricetune[onnx]'``).
     NotImplementedError
-        for a forecaster fitted with ``X``, an ensemble, or a model torch
-        cannot export.
+        for a forecaster fitted with ``X``, or a model torch cannot export.
 
     Examples
     --------

@@ -50,8 +50,18 @@ def interpolate_quantiles(
     return out
 
 
+#: levels read off each member's quantile function to sample a mixture
+MIXTURE_POINTS = 256
+
+
+def mixture_grid(n_points: int = MIXTURE_POINTS) -> np.ndarray:
+    """The ``n_points`` evenly spread levels :func:`mixture_quantiles` reads
+    each member's quantile function at."""
+    return (np.arange(n_points) + 0.5) / n_points
+
+
 def mixture_quantiles(
-    levels: Sequence[float], members: np.ndarray, n_points: int = 256
+    levels: Sequence[float], members: np.ndarray, n_points: int = MIXTURE_POINTS
 ) -> np.ndarray:
     """Quantiles at ``levels`` of an equal-weight mixture of distributions.
 
@@ -63,7 +73,7 @@ def mixture_quantiles(
     and the result never crosses. Returns ``(n_steps, n_levels)``.
     """
     members = np.asarray(members, dtype=float)
-    grid = (np.arange(n_points) + 0.5) / n_points
+    grid = mixture_grid(n_points)
     pooled = np.concatenate(
         [interpolate_quantiles(levels, member, grid) for member in members], axis=1
     )
