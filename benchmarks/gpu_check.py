@@ -38,6 +38,7 @@ def run(y, path, *, device, precision, strategy, epochs, batch_size):
         batch_size=batch_size,
         max_epochs=epochs,
         validation_fraction=0.0,
+        n_ensemble=1,
         device=device,
         precision=precision,
         random_state=0,

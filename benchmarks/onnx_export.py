@@ -2,12 +2,12 @@
 accuracy int8 costs, side by side with torch.
 
 It fits ``FineTunedPriceForecaster`` with its defaults (``--model
-default``: the LSTM and the quantile head) or with MiniLM and LoRA
-(``--model minilm-lora``) and a small step budget (``--max-epochs``, 3 by
-default) on the built-in Pink Sheet panel (63 monthly series) up to ``--cutoff``
-(2010-12), for the next 12 months, then exports it with
-:func:`pricetune.export.export_onnx` in fp32 and with int8 weights, and
-prints:
+default``: three LSTMs and the quantile head, mixed in one graph) or with
+one MiniLM and LoRA (``--model minilm-lora``) and a small step budget
+(``--max-epochs``, 3 by default) on the built-in Pink Sheet panel (63
+monthly series) up to ``--cutoff`` (2010-12), for the next 12 months,
+then exports it with :func:`pricetune.export.export_onnx` in fp32 and
+with int8 weights, and prints:
 
 * **size**: the safe save's ``model.safetensors`` (the tensors the fit
   trained: with MiniLM, LoRA and the head, the frozen MiniLM weights being
@@ -47,7 +47,7 @@ import pandas as pd
 #: language model with LoRA adapters (the largest file to export)
 MODELS = {
     "default": {},
-    "minilm-lora": {"backbone": "minilm", "strategy": "lora"},
+    "minilm-lora": {"backbone": "minilm", "strategy": "lora", "n_ensemble": 1},
 }
 
 

@@ -176,8 +176,9 @@ def median_latency(call, device: torch.device, repeats: int) -> float:
 
 def toolkit_run(y, horizon, params: dict, epochs: int, repeats: int) -> dict:
     """Fit through the toolkit; steady-state windows/s and predict latency."""
+    # one network, as the plain loop it is compared with
     forecaster = FineTunedPriceForecaster(
-        **params, max_epochs=epochs, validation_fraction=0.0, verbose=0
+        **params, max_epochs=epochs, validation_fraction=0.0, n_ensemble=1, verbose=0
     )
     fh = np.arange(1, horizon + 1)
     started = time.perf_counter()
@@ -693,6 +694,7 @@ def scaling_worker(n_series: int, mode: str) -> dict:
         batch_size=s["batch"],
         max_epochs=s["epochs"],
         validation_fraction=0.0,
+        n_ensemble=1,
         device="cpu",
         random_state=0,
         verbose=0,

@@ -98,6 +98,7 @@ def make_search(y: pd.Series, args: argparse.Namespace) -> ForecastingGridSearch
             context_length=36,
             patch_length=6,
             max_epochs=20,
+            n_ensemble=1,  # one network per fit: a search runs many
             random_state=args.seed,
             verbose=0,
         )

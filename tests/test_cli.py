@@ -66,7 +66,7 @@ def test_demo_quick_prints_the_table_and_writes_the_plot(tmp_path, capsys):
     plot = tmp_path / "demo.png"
     assert main(["demo", "--quick", "--no-progress", "--output", str(plot)]) == 0
     out = capsys.readouterr().out
-    for model in ["pricetune (lstm)", "Naive (no change)", "AutoARIMA"]:
+    for model in ["pricetune (3 x lstm)", "Naive (no change)", "AutoARIMA"]:
         assert model in out
     assert "MASE" in out and "sMAPE %" in out and "80% coverage" in out
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -79,8 +79,9 @@ def test_the_demo_names_its_model_by_backbone_and_strategy():
     from pricetune import FineTunedPriceForecaster
     from pricetune.demo import _label
 
-    assert _label(FineTunedPriceForecaster()) == "lstm"
-    lora = FineTunedPriceForecaster(backbone="minilm", strategy="lora")
+    assert _label(FineTunedPriceForecaster()) == "3 x lstm"
+    assert _label(FineTunedPriceForecaster(n_ensemble=1)) == "lstm"
+    lora = FineTunedPriceForecaster(backbone="minilm", strategy="lora", n_ensemble=1)
     assert _label(lora) == "minilm + lora"
 
 

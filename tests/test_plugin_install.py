@@ -142,7 +142,7 @@ def test_a_forecaster_fits_with_the_installed_components_by_name(fresh_env):
         ]:
             forecaster = FineTunedPriceForecaster(
                 **params, context_length=16, patch_length=4, max_epochs=1,
-                random_state=0, verbose=0,
+                n_ensemble=1, random_state=0, verbose=0,
             ).fit(y, fh=[1, 2, 3])
             assert np.isfinite(forecaster.predict().to_numpy()).all()
             print(type(forecaster.model_.backbone).__module__)

@@ -65,6 +65,7 @@ BUILTINS = {
 }
 # the example forecaster of the brief; cheap enough for every run
 EXAMPLE_FORECASTER = dict(
+    n_ensemble=1,  # one network: its parts are read below
     backbone="example-mlp",
     head="example-mean-pool",
     strategy="example-head-only",

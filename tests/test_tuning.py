@@ -19,7 +19,9 @@ optuna = pytest.importorskip("optuna")
 
 KNOWN = FineTunedPriceForecaster().get_params(deep=False)
 #: tiny models: every fit takes a fraction of a second on one thread
+# one network (the default mixes three: test_ensembles.py)
 TINY = {
+    "n_ensemble": 1,
     "max_epochs": 3,
     "steps_per_epoch": 2,
     "batch_size": 16,

@@ -35,11 +35,14 @@ def interval_coverage(y_true: pd.Series, interval: pd.DataFrame) -> float:
 
 
 def _label(forecaster) -> str:
-    """``"lstm"``, or ``"minilm + lora"`` for a strategy other than full
-    training: the model's name in the demo's table."""
+    """``"lstm"``, ``"minilm + lora"`` for a strategy other than full
+    training, ``"3 x lstm"`` for an ensemble: the model's name in the
+    demo's table."""
     params = forecaster.get_params(deep=False)
     backbone, strategy = shown_name(params["backbone"]), shown_name(params["strategy"])
-    return backbone if strategy == "full" else f"{backbone} + {strategy}"
+    name = backbone if strategy == "full" else f"{backbone} + {strategy}"
+    members = params["n_ensemble"]
+    return name if members == 1 else f"{members} x {name}"
 
 
 def _baselines():

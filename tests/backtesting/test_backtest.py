@@ -19,7 +19,12 @@ from pricetune.backtesting import (
     rolling_splits,
     train_test,
 )
-from pricetune.backtesting.models import ModelSpec, get_model, is_global
+from pricetune.backtesting.models import (
+    ModelSpec,
+    ablation_models,
+    get_model,
+    is_global,
+)
 
 SEEN: list = []
 
@@ -313,6 +318,21 @@ def test_the_combination_is_global_and_learns_its_weights_before_each_cut_off():
     row = result.table.loc["combined"]
     assert np.isfinite(row["relMAE"]) and 0.0 <= row["cov80"] <= 1.0
     assert set(result.forecasts["series"]) == set(panel)
+
+
+def test_named_networks_are_single_and_default_is_the_shipped_ensemble():
+    """The named variants are the one network the tables in docs/accuracy.md
+    measured; ``default`` is the forecaster as constructed (three members);
+    ``--param n_ensemble=...`` reaches either."""
+    for name in ["lstm", "gru", "none", "lstm-log", "lstm-theta", "combined"]:
+        assert get_model(name, quick=True).params["n_ensemble"] == 1, name
+    for spec in ablation_models(quick=True):
+        assert spec.params["n_ensemble"] == 1, spec.name
+    default = get_model("default")
+    assert "n_ensemble" not in default.params
+    assert default.estimator.get_params()["n_ensemble"] == 3
+    assert get_model("lstm", overrides={"n_ensemble": 3}).params["n_ensemble"] == 3
+    assert get_model("default", overrides={"n_ensemble": 1}).params["n_ensemble"] == 1
 
 
 def test_lstm_theta_is_the_plain_mean_of_its_two_members():

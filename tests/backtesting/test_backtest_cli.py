@@ -122,3 +122,21 @@ def test_backtest_quick_on_the_pinksheet_panel(capsys):
     assert "1 origin" in header and "(2010-12)" in header
     table = [line.split()[0] for line in out.splitlines() if line.split()]
     assert {"naive", "drift", "none"} <= set(table)
+
+
+def test_max_history_caps_every_models_history(tmp_path, capsys):
+    """``--max-history N`` fits every model on the last N values of each
+    series at each origin; the default keeps them all for monthly data."""
+    common = ["backtest", "--quick", "--data", "brent", "--models", "naive,drift"]
+    common += ["--origins", "1", "--horizon", "6", "--verbose", "0", "--no-plots"]
+    for extra, expected in (([], None), (["--max-history", "60"], 60)):
+        out_dir = tmp_path / f"bt{expected}"
+        assert main([*common, *extra, "--output-dir", str(out_dir)]) == 0
+        results = json.loads((out_dir / "results.json").read_text())
+        assert results["config"]["max_history"] == expected
+    capsys.readouterr()
+    capped = pd.read_csv(tmp_path / "bt60" / "scores.csv")
+    full = pd.read_csv(tmp_path / "btNone" / "scores.csv")
+    # drift's slope comes from the history it is fitted on: 60 values or all
+    drift = [f.query("model == 'drift'")["MASE"].iloc[0] for f in (capped, full)]
+    assert drift[0] != drift[1]

@@ -13,7 +13,14 @@ from pricetune import FineTunedPriceForecaster
 from pricetune.components.language_model import MiniLMBackbone, minilm_path
 from pricetune.datasets import load_gold, load_henry_hub, load_wti
 
-CHEAP = {"max_epochs": 2, "batch_size": 32, "random_state": 0, "verbose": 0}
+# one network (the default mixes three: test_ensembles.py)
+CHEAP = {
+    "max_epochs": 2,
+    "batch_size": 32,
+    "random_state": 0,
+    "verbose": 0,
+    "n_ensemble": 1,
+}
 
 
 def _fit_and_check(y, fh, **params):

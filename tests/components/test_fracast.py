@@ -137,6 +137,7 @@ def _fit(strategy, **extra):
         steps_per_epoch=2,
         batch_size=8,
         learning_rate=0.01,
+        n_ensemble=1,
         random_state=0,
         verbose=0,
         device="cpu",

@@ -14,7 +14,9 @@ import torch
 from pricetune import FineTunedPriceForecaster
 from pricetune.data.covariate_roles import reading_mask
 
+# one network (the default mixes three: test_ensembles.py)
 SETTINGS = dict(
+    n_ensemble=1,
     backbone="lstm",
     backbone_kwargs={"hidden_size": 8},
     strategy="full",

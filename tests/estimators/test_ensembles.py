@@ -34,9 +34,28 @@ def test_member_seeds_start_with_the_single_model_seed():
 @pytest.fixture(scope="module")
 def fitted(brent_monthly):
     y = brent_monthly[-160:]
-    single = FineTunedPriceForecaster(**PARAMS).fit(y, fh=[1, 2, 3])
+    single = FineTunedPriceForecaster(**PARAMS, n_ensemble=1).fit(y, fh=[1, 2, 3])
     ensemble = FineTunedPriceForecaster(**PARAMS, n_ensemble=3).fit(y, fh=[1, 2, 3])
     return y, single, ensemble
+
+
+def test_the_default_forecaster_mixes_three_lstms(brent_monthly):
+    """As constructed (only its training cut short here), the forecaster is
+    an ensemble of three LSTMs trained in full; the regressor and the
+    classifier keep one network."""
+    from pricetune import FineTunedPriceDirectionClassifier
+
+    assert FineTunedPriceRegressor().get_params()["n_ensemble"] == 1
+    assert FineTunedPriceDirectionClassifier().get_params()["n_ensemble"] == 1
+    short = dict(max_epochs=1, steps_per_epoch=2, random_state=0, verbose=0)
+    forecaster = FineTunedPriceForecaster(**short).fit(brent_monthly, fh=[1, 2])
+    assert forecaster.get_params()["n_ensemble"] == 3
+    assert isinstance(forecaster.model_, EnsembleModel)
+    members = forecaster.model_.members
+    assert len(members) == 3 and len(set(forecaster._seeds)) == 3
+    assert {type(m.backbone).__name__ for m in members} == {"LSTMBackbone"}
+    assert forecaster.n_trainable_parameters_ == forecaster.n_parameters_
+    assert list(forecaster.training_history_["member"].unique()) == [0, 1, 2]
 
 
 def test_an_ensemble_trains_members_apart(fitted):

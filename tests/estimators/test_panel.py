@@ -22,7 +22,9 @@ from pricetune.datasets import load_brent, load_gold, load_henry_hub, load_wti
 
 FH = [1, 2, 3]
 CONTEXT = 24
+# one network (the default mixes three: test_ensembles.py)
 FAST = {
+    "n_ensemble": 1,
     "backbone": "none",
     "head": "linear",
     "strategy": "full",

@@ -42,6 +42,7 @@ def test_init_stores_arguments_verbatim():
     assert params["backbone"] == "lstm"
     assert params["head"] == "quantile"
     assert params["strategy"] == "full"
+    assert params["n_ensemble"] == 3
     assert params["device"] == "auto"
 
 
@@ -68,6 +69,12 @@ def test_fitted_attributes_end_in_underscore(brent_monthly):
     assert forecaster.horizon_ == 3
     assert forecaster.quantiles_ == (0.1, 0.5, 0.9)
     assert 0 < forecaster.n_trainable_parameters_ <= forecaster.n_parameters_
-    assert list(forecaster.training_history_.columns[:2]) == ["epoch", "train_loss"]
+    # the LSTM set is an ensemble, as the default is: a row per member and epoch
+    assert forecaster.get_params()["n_ensemble"] == 3
+    assert list(forecaster.training_history_.columns[:3]) == [
+        "member",
+        "epoch",
+        "train_loss",
+    ]
     # "auto": the CPU here and in CI, CUDA where there is a GPU
     assert forecaster.device_ == resolve_device("auto")

@@ -7,7 +7,9 @@ import pytest
 from pricetune import FineTunedPriceForecaster
 from pricetune.datasets import load_brent
 
+# one network (the default mixes three: test_ensembles.py)
 TINY = {
+    "n_ensemble": 1,
     "head": "quantile",
     "strategy": "full",
     "context_length": 24,

@@ -24,7 +24,9 @@ from pricetune import FineTunedPriceForecaster  # noqa: E402
 from pricetune.callbacks import Callback, MLflowLogger  # noqa: E402
 from pricetune.datasets import load_brent  # noqa: E402
 
+# one network (the default mixes three: test_ensembles.py)
 TINY = dict(
+    n_ensemble=1,
     backbone="none",
     head="quantile",
     strategy="full",
@@ -195,7 +197,8 @@ def test_nested_logs_into_a_child_run(store):
 
 def test_ensemble_members_and_updates_get_their_own_keys(store):
     logger = MLflowLogger()
-    forecaster = FineTunedPriceForecaster(**TINY, n_ensemble=2, callbacks=[logger])
+    two = {**TINY, "n_ensemble": 2}
+    forecaster = FineTunedPriceForecaster(**two, callbacks=[logger])
     y = load_brent("monthly")
     with mlflow.start_run() as active:
         forecaster.fit(y.iloc[:-3], fh=FH)

@@ -36,7 +36,9 @@ from pricetune.persistence import (
 )
 
 SAFE = "safetensors"
+# one network (the default mixes three: test_ensembles.py)
 CHEAP = dict(
+    n_ensemble=1,
     context_length=16,
     patch_length=8,
     max_epochs=2,

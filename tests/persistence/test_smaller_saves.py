@@ -31,7 +31,9 @@ from pricetune.persistence.errors import BaseWeightsError
 from pricetune.persistence.weights import SavedWeights, load_weights
 
 SAFE = "safetensors"
+# one network (the default mixes three: test_ensembles.py)
 CHEAP = dict(
+    n_ensemble=1,
     context_length=16,
     patch_length=8,
     max_epochs=1,

@@ -24,7 +24,9 @@ from pricetune import FineTunedPriceForecaster
 from pricetune.training import Callback, distributed
 from pricetune.training.trainer import epoch_order
 
+# one network (the default mixes three: test_ensembles.py)
 SETTINGS = {
+    "n_ensemble": 1,
     "backbone": "lstm",
     "backbone_kwargs": {"hidden_size": 8},
     "strategy": "full",

@@ -318,6 +318,7 @@ def test_forecaster_fits_and_predicts(
         patch_stride=BOLT_PATCH,
         max_epochs=1,
         batch_size=8,
+        n_ensemble=1,  # one network: its backbone is read below
         random_state=0,
         verbose=0,
     ).fit(_series(), fh=[1, 2, 3])

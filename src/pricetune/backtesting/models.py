@@ -112,10 +112,16 @@ def _pricetune_params(quick: bool, seed: int, device: str, overrides=None) -> di
     return params
 
 
+#: every named pricetune variant is one network, as measured in
+#: docs/accuracy.md; ``default`` is the forecaster as shipped (an ensemble)
+ONE_NETWORK = {"n_ensemble": 1}
+
+
 def _pricetune(name, group, description, quick, seed, device, overrides, **params):
     from pricetune.estimators.forecaster import FineTunedPriceForecaster
 
-    merged = {**params, **_pricetune_params(quick, seed, device, overrides)}
+    shape = {} if name == "default" else ONE_NETWORK
+    merged = {**shape, **params, **_pricetune_params(quick, seed, device, overrides)}
     backbone = merged.get(
         "backbone", FineTunedPriceForecaster.get_param_defaults()["backbone"]
     )
@@ -340,7 +346,10 @@ def _builtin(name, quick, seed, device, overrides):
         )
     if name == "default":
         return _pricetune(
-            name, "pricetune", "FineTunedPriceForecaster defaults (LSTM)", *args
+            name,
+            "pricetune",
+            "FineTunedPriceForecaster defaults (three LSTMs, mixed)",
+            *args,
         )
     return None
 

@@ -45,7 +45,9 @@ def _run_backtest(args, label, data, horizon, step, models, ablation, output):
         "plots": not args.no_plots,
         "verbose": args.verbose,
     }
-    if label == "daily" or args.frequency == "daily" or data == "daily":
+    if args.max_history is not None:
+        common["max_history"] = args.max_history
+    elif label == "daily" or args.frequency == "daily" or data == "daily":
         common["max_history"] = DAILY_HISTORY
     params, model_params = parse_params(args.param, models)
     if args.max_epochs is not None:
@@ -206,6 +208,13 @@ def add_parser(commands) -> None:
         type=int,
         default=None,
         help="cap on the pricetune models' epochs",
+    )
+    bt.add_argument(
+        "--max-history",
+        type=int,
+        default=None,
+        help="fit every model on the last N values of each series at each "
+        f"origin (default: all of them; {DAILY_HISTORY} for daily data)",
     )
     bt.add_argument("--seed", type=int, default=0, help="random seed (0)")
     bt.add_argument("--device", default="auto", help="auto, cpu, cuda...")

@@ -34,6 +34,8 @@ FORECASTER_SETTINGS = {
     "patch_length": 4,
     "max_epochs": 1,
     "batch_size": 16,
+    # the component in one network (the default would train three)
+    "n_ensemble": 1,
     "random_state": 0,
     "verbose": 0,
 }
