@@ -149,8 +149,9 @@ def main(argv=None) -> None:
     print(
         f"pricetune ONNX export: {args.model} forecaster (backbone="
         f"{forecaster.backbone!r}, strategy={forecaster.strategy!r}, head="
-        f"{forecaster.head!r}), Pink Sheet panel of {forecaster.n_series_} series "
-        f"to {cutoff}, fh=1..12, max_epochs={args.max_epochs}; fit "
+        f"{forecaster.head!r}, n_ensemble={forecaster.n_ensemble}), Pink Sheet "
+        f"panel of {forecaster.n_series_} series to {cutoff}, fh=1..12, "
+        f"max_epochs={args.max_epochs}; fit "
         f"{fit_seconds:.0f} s, fp32 export {export_seconds:.0f} s; "
         f"{args.threads} thread(s), torch {torch.__version__}, onnxruntime "
         f"{sys.modules['onnxruntime'].__version__}"

@@ -165,6 +165,26 @@ def test_int8_is_close_and_smaller(fit, brent, tmp_path):
     assert relative(runtime.predict(brent), forecaster.predict()) < 0.05
 
 
+def test_an_int8_ensemble_stays_close_on_a_panel_of_any_scale(fit, tmp_path):
+    """The members' mixture is fixed arithmetic on prices: int8 quantises
+    the networks' weights only, so a $1 series beside a $7,000 one keeps
+    its forecast (quantised activations on a price scale would not)."""
+    from pricetune.datasets import load_pinksheet
+
+    panel = load_pinksheet(["COPPER", "BANANA_US"], form="panel", start="1990-01")
+    ensemble = fit(panel, backbone="lstm", n_ensemble=3, max_epochs=2)
+    fp32 = OnnxForecaster(export_onnx(ensemble, tmp_path / "fp32.onnx"))
+    int8 = OnnxForecaster(
+        export_onnx(ensemble, tmp_path / "int8.onnx", quantize="int8")
+    )
+    reference = fp32.predict(panel).iloc[:, 0]
+    quantised = int8.predict(panel).iloc[:, 0]
+    expected = ensemble.predict().iloc[:, 0]
+    assert relative(reference.sort_index(), expected.sort_index()) < RTOL
+    for series in ["COPPER", "BANANA_US"]:
+        assert 0 < relative(quantised.loc[series], reference.loc[series]) < 0.05
+
+
 # ---------------------------------------------------------------- metadata
 def test_description_in_sidecar_and_metadata(fitted_none, exported_none, tmp_path):
     sidecar = json.loads(sidecar_path(exported_none).read_text())

@@ -141,10 +141,15 @@ class ForecastGraph(nn.Module):
         scale = outputs[0][1]
         if len(outputs) == 1:
             return outputs[0][0], scale
-        values = torch.stack([value for value, _ in outputs])
         if not self.mixes:  # point forecasts: their mean
-            return values.mean(dim=0), scale
-        pooled = torch.cat([value @ self.spread for value, _ in outputs], dim=-1)
+            return torch.stack([value for value, _ in outputs]).mean(dim=0), scale
+        # a product and a sum rather than a matrix product: int8 export
+        # quantises MatMul inputs per tensor, and these are prices of any
+        # scale (a panel's $1 and $2,000 series in one batch)
+        pooled = torch.cat(
+            [(value.unsqueeze(-1) * self.spread).sum(dim=-2) for value, _ in outputs],
+            dim=-1,
+        )
         ordered = torch.sort(pooled, dim=-1).values
         low = ordered.index_select(-1, self.below)
         high = ordered.index_select(-1, self.above)
