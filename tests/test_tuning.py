@@ -168,6 +168,19 @@ def test_the_callback_prunes_a_fit_in_your_own_objective(brent):
     assert study.trials[0].intermediate_values == {1: value}
 
 
+def test_a_pruned_ensemble_stops_its_later_members_too(brent):
+    study = optuna.create_study(pruner=optuna.pruners.ThresholdPruner(upper=0.0))
+    pruning = OptunaPruning(study.ask())
+    forecaster = FineTunedPriceForecaster(
+        backbone="none", strategy="full", context_length=12, verbose=0,
+        random_state=0, callbacks=[pruning], **{**TINY, "n_ensemble": 3},
+    )  # fmt: skip
+    forecaster.fit(brent, fh=[1, 2, 3])
+    assert pruning.pruned and [step for step, _ in pruning.history] == [1]
+    epochs = forecaster.training_history_.groupby("member")["epoch"].max()
+    assert epochs.tolist() == [1, 1, 1] and TINY["max_epochs"] > 1
+
+
 def test_the_callback_survives_clone_and_needs_its_loss(brent):
     pruning = OptunaPruning(object())
     forecaster = FineTunedPriceForecaster(callbacks=[pruning])

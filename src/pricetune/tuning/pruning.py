@@ -52,13 +52,14 @@ class OptunaPruning(Callback):
     Notes
     -----
     Only the run of ``fit`` reports (``run.update == 0``), and of an
-    ensemble (``n_ensemble`` > 1) only its first member, so that no step is
-    reported twice. A copy of the callback (``clone``, ``copy.deepcopy``:
-    what sktime's compositors and grid searches make of an estimator) is
-    the callback itself: a trial is a handle on its study's storage and
-    cannot be copied, and a copied forecaster must report to the same
-    trial. For the same reason a forecaster holding this callback cannot
-    be pickled while it holds it.
+    ensemble (``n_ensemble`` > 1, three by default) only its first member,
+    so that no step is reported twice; once a member is pruned, every
+    later run of the fit stops after its first epoch. A copy of the
+    callback (``clone``, ``copy.deepcopy``: what sktime's compositors and
+    grid searches make of an estimator) is the callback itself: a trial is
+    a handle on its study's storage and cannot be copied, and a copied
+    forecaster must report to the same trial. For the same reason a
+    forecaster holding this callback cannot be pickled while it holds it.
     """
 
     # its run (or trial) lives in this process: n_processes workers refuse it
@@ -78,6 +79,9 @@ class OptunaPruning(Callback):
         return self
 
     def on_epoch_end(self, run, metrics: dict) -> None:
+        if self.pruned:  # the trial is lost: the ensemble's later members stop
+            run.should_stop = True
+            return
         if run.update != 0 or run.member not in (None, 0):
             return
         if self.monitor not in metrics:
