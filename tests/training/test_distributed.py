@@ -204,6 +204,31 @@ def test_two_processes_match_one_process_on_the_union_batch(fits):
     )
 
 
+def test_the_default_ensemble_trains_each_member_in_its_own_workers():
+    """The forecaster's default is three members; with n_processes each
+    member trains in a round of workers of its own, from its own seed."""
+    settings = {**SETTINGS, "n_ensemble": 2, "max_epochs": 2}
+    y = synthetic_series()
+    forecaster = FineTunedPriceForecaster(**settings, n_processes=2).fit(
+        y, fh=[1, 2, 3]
+    )
+    history = forecaster.training_history_
+    assert history.groupby("member")["epoch"].max().tolist() == [2, 2]
+    members = forecaster.model_.members
+    first, second = (m.head.projection.weight.detach() for m in members)
+    assert not torch.equal(first, second)
+    assert np.isfinite(forecaster.predict().to_numpy()).all()
+    # the first member is the one-process ensemble's first member's run,
+    # sharded: its first epoch's loss is over the same windows
+    alone = FineTunedPriceForecaster(**{**settings, "batch_size": 32}).fit(
+        y, fh=[1, 2, 3]
+    )
+    first_loss = alone.training_history_.query("member == 0")["train_loss"].iloc[0]
+    assert history.query("member == 0")["train_loss"].iloc[0] == pytest.approx(
+        first_loss, rel=1e-4
+    )
+
+
 def test_an_error_in_a_worker_is_raised_in_the_parent(probe_module):
     forecaster = FineTunedPriceForecaster(
         **{**SETTINGS, "max_epochs": 1},
