@@ -94,6 +94,19 @@ class Probe(Callback):
             json.dump(report, handle)
 
 
+class WritesAtExit(Callback):
+    """Registers an exit handler in each worker that writes a file."""
+
+    def __init__(self, directory):
+        self.directory = directory
+
+    def on_train_end(self, run):
+        import atexit
+
+        path = os.path.join(self.directory, f"exit-{run.rank}.txt")
+        atexit.register(lambda: open(path, "w").write("ran"))
+
+
 class FailOnRank(Callback):
     def __init__(self, rank):
         self.rank = rank
@@ -227,6 +240,22 @@ def test_the_default_ensemble_trains_each_member_in_its_own_workers():
     assert history.query("member == 0")["train_loss"].iloc[0] == pytest.approx(
         first_loss, rel=1e-4
     )
+
+
+def test_workers_run_their_exit_handlers_and_end_cleanly(probe_module, tmp_path):
+    """A worker whose work is done exits without the interpreter's teardown
+    (where gloo now and then aborted it), but after its exit handlers."""
+    forecaster = FineTunedPriceForecaster(
+        **{**SETTINGS, "max_epochs": 1},
+        n_processes=2,
+        callbacks=[probe_module.WritesAtExit(str(tmp_path))],
+    ).fit(synthetic_series(), fh=[1, 2, 3])
+    assert forecaster.is_fitted
+    assert sorted(p.name for p in tmp_path.glob("exit-*.txt")) == [
+        "exit-0.txt",
+        "exit-1.txt",
+    ]
+    assert (tmp_path / "exit-1.txt").read_text() == "ran"
 
 
 def test_an_error_in_a_worker_is_raised_in_the_parent(probe_module):
