@@ -102,9 +102,10 @@ class WritesAtExit(Callback):
 
     def on_train_end(self, run):
         import atexit
+        import pathlib
 
-        path = os.path.join(self.directory, f"exit-{run.rank}.txt")
-        atexit.register(lambda: open(path, "w").write("ran"))
+        path = pathlib.Path(self.directory, f"exit-{run.rank}.txt")
+        atexit.register(path.write_text, "ran")
 
 
 class FailOnRank(Callback):
