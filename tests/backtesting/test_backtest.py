@@ -321,18 +321,23 @@ def test_the_combination_is_global_and_learns_its_weights_before_each_cut_off():
 
 
 def test_named_networks_are_single_and_default_is_the_shipped_ensemble():
-    """The named variants are the one network the tables in docs/accuracy.md
-    measured; ``default`` is the forecaster as constructed (three members);
-    ``--param n_ensemble=...`` reaches either."""
+    """The named variants are the one unshrunk network the tables in
+    docs/accuracy.md measured; ``default`` is the forecaster as constructed
+    (three members, shrinkage 0.5); ``--param n_ensemble=...`` or
+    ``shrinkage=...`` reaches either."""
     for name in ["lstm", "gru", "none", "lstm-log", "lstm-theta", "combined"]:
-        assert get_model(name, quick=True).params["n_ensemble"] == 1, name
+        params = get_model(name, quick=True).params
+        assert (params["n_ensemble"], params["shrinkage"]) == (1, 0.0), name
     for spec in ablation_models(quick=True):
         assert spec.params["n_ensemble"] == 1, spec.name
+        assert spec.params["shrinkage"] == 0.0, spec.name
     default = get_model("default")
-    assert "n_ensemble" not in default.params
+    assert "n_ensemble" not in default.params and "shrinkage" not in default.params
     assert default.estimator.get_params()["n_ensemble"] == 3
+    assert default.estimator.get_params()["shrinkage"] == 0.5
     assert get_model("lstm", overrides={"n_ensemble": 3}).params["n_ensemble"] == 3
     assert get_model("default", overrides={"n_ensemble": 1}).params["n_ensemble"] == 1
+    assert get_model("lstm", overrides={"shrinkage": 0.5}).params["shrinkage"] == 0.5
 
 
 def test_lstm_theta_is_the_plain_mean_of_its_two_members():

@@ -34,8 +34,10 @@ def test_member_seeds_start_with_the_single_model_seed():
 @pytest.fixture(scope="module")
 def fitted(brent_monthly):
     y = brent_monthly[-160:]
-    single = FineTunedPriceForecaster(**PARAMS, n_ensemble=1).fit(y, fh=[1, 2, 3])
-    ensemble = FineTunedPriceForecaster(**PARAMS, n_ensemble=3).fit(y, fh=[1, 2, 3])
+    # the mixture as it is: shrinkage moves it afterwards (test_shrinkage.py)
+    unshrunk = {**PARAMS, "shrinkage": 0.0}
+    single = FineTunedPriceForecaster(**unshrunk, n_ensemble=1).fit(y, fh=[1, 2, 3])
+    ensemble = FineTunedPriceForecaster(**unshrunk, n_ensemble=3).fit(y, fh=[1, 2, 3])
     return y, single, ensemble
 
 

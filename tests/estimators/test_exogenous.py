@@ -22,6 +22,8 @@ PARAMS = {
     "learning_rate": 0.03,
     "random_state": 0,
     "verbose": 0,
+    # the learned effect as it is: shrinkage moves the whole forecast
+    "shrinkage": 0.0,
 }
 
 

@@ -23,7 +23,7 @@ from pricetune.training.config import integer, option
 
 EXCLUDED = {
     FineTunedPriceForecaster: ("linear_baseline",),
-    FineTunedPriceRegressor: ("past_covariates", "static_covariates"),
+    FineTunedPriceRegressor: ("past_covariates", "static_covariates", "shrinkage"),
     FineTunedPriceDirectionClassifier: (
         "head",
         "normalization",
@@ -31,6 +31,7 @@ EXCLUDED = {
         "linear_baseline",
         "past_covariates",
         "static_covariates",
+        "shrinkage",
     ),
 }
 FIELDS = [spec.name for spec in dataclasses.fields(TrainingConfig)]
@@ -117,6 +118,7 @@ CHANGED = dict(
     n_processes=1,
     past_covariates=(),
     static_covariates=(),
+    shrinkage=0.25,  # the forecaster's default is 0.5
 )
 
 

@@ -95,6 +95,27 @@ def test_calibrated_intervals_are_exported(fitted_none, brent, tmp_path):
     np.testing.assert_allclose(spread, 1.7 * plain_spread, rtol=1e-4)
 
 
+def test_shrinkage_is_in_the_graph(fitted_none, exported_none, brent, tmp_path):
+    shrunk = OnnxForecaster(exported_none)  # the default's 0.5
+    assert fitted_none.shrinkage_ == 0.5 and shrunk.description["shrinkage"] == 0.5
+    forecaster = copy.deepcopy(fitted_none)
+    forecaster.shrinkage_ = 0.0  # as shrinkage=0 would set it
+    plain = OnnxForecaster(export_onnx(forecaster, tmp_path / "plain.onnx"))
+    assert plain.description["shrinkage"] == 0.0
+    assert_parity(forecaster, plain, brent)
+    last = float(brent.iloc[-1])
+    np.testing.assert_allclose(
+        shrunk.predict(brent), last + 0.5 * (plain.predict(brent) - last), rtol=1e-5
+    )
+    move = shrunk.predict(brent).to_numpy() - plain.predict(brent).to_numpy()
+    levels = [0.1, 0.5, 0.9]
+    np.testing.assert_allclose(
+        shrunk.predict_quantiles(brent, levels).to_numpy(),
+        plain.predict_quantiles(brent, levels).to_numpy() + move[:, None],
+        rtol=1e-5,
+    )
+
+
 def test_the_forecasters_to_onnx_is_export_onnx(fitted_none, exported_none, tmp_path):
     path = fitted_none.to_onnx(tmp_path / "method.onnx")
     assert path.read_bytes() == exported_none.read_bytes()

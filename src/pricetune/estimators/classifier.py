@@ -82,6 +82,7 @@ def direction_rows(prices, context_length: int, horizon: int = 1):
         "linear_baseline",
         "past_covariates",
         "static_covariates",
+        "shrinkage",
     ),
     defaults=ROW_DEFAULTS,
     docs={

@@ -85,6 +85,7 @@ class FineTuningMixin:
         self.quantiles_ = self._members()[0].head.quantiles
         self.interval_scale_ = 1.0
         self.conformal_margins_ = None
+        self.shrinkage_ = config.shrinkage
         self.n_parameters_ = sum(p.numel() for p in model.parameters())
         self.n_trainable_parameters_ = sum(
             p.numel() for p in model.parameters() if p.requires_grad
@@ -313,7 +314,8 @@ class FineTuningMixin:
         self, contexts: np.ndarray, covariates=None, denormalise: bool = True
     ) -> np.ndarray:
         """The model's forecast values (its head's :meth:`to_quantiles`) in
-        the data's units: ``(n, horizon, len(quantiles_) or 1)``; with
+        the data's units, moved toward each context's last value by
+        ``shrinkage_``: ``(n, horizon, len(quantiles_) or 1)``; with
         ``denormalise=False``, in the model's normalised units (a
         classifier's log-odds)."""
         import torch
@@ -340,17 +342,31 @@ class FineTuningMixin:
             members.append(finite_outputs(output.cpu().numpy().astype(np.float64)))
         scale = scale.float().cpu().numpy()
         if len(members) == 1:
-            return self._scaled_intervals(members[0], denormalise, scale)
-        stacked = np.stack(members)  # (members, n, horizon, n_values)
-        if self.quantiles_ is None:  # point forecasts: their mean
-            return stacked.mean(axis=0)
-        _, n, steps, n_levels = stacked.shape
-        mixed = mixture_quantiles(
-            self.quantiles_, stacked.reshape(len(members), n * steps, n_levels)
-        )
-        return self._scaled_intervals(
-            mixed.reshape(n, steps, n_levels), denormalise, scale
-        )
+            outputs = members[0]
+        elif self.quantiles_ is None:  # point forecasts: their mean
+            outputs = np.stack(members).mean(axis=0)
+        else:
+            stacked = np.stack(members)  # (members, n, horizon, n_values)
+            _, n, steps, n_levels = stacked.shape
+            mixed = mixture_quantiles(
+                self.quantiles_, stacked.reshape(len(members), n * steps, n_levels)
+            )
+            outputs = mixed.reshape(n, steps, n_levels)
+        if denormalise:
+            last = np.atleast_2d(contexts)[:, -1].astype(np.float64)
+            outputs = self._shrunk(outputs, last)
+        return self._scaled_intervals(outputs, denormalise, scale)
+
+    def _shrunk(self, outputs: np.ndarray, last: np.ndarray) -> np.ndarray:
+        """``outputs`` ``(n, horizon, n_values)`` moved ``shrinkage_`` of the
+        way from their median to ``last`` (each context's last value), all
+        values alike (see ``shrinkage``)."""
+        # absent from models pickled before shrinkage existed: they had none
+        shrinkage = getattr(self, "shrinkage_", 0.0)
+        if shrinkage == 0.0:
+            return outputs
+        median = self._quantiles_from(outputs, [0.5])
+        return outputs + shrinkage * (last[:, None, None] - median)
 
     def _scaled_intervals(
         self, outputs: np.ndarray, denormalise: bool, scale: np.ndarray

@@ -50,12 +50,9 @@ _PREDICT_CHUNK = 4096
 
 #: the forecaster's own defaults where they differ from TrainingConfig's,
 #: chosen on the World Bank Pink Sheet panel (docs/accuracy.md): three
-#: LSTMs trained from scratch, their quantiles mixed (MiniLM + LoRA scored
-#: as one LSTM there at 40 to 60 times the cost; three members beat one
-#: on both validation sets, with less seed-to-seed spread); a fit's
-#: cost does not grow with the number of windows (at most 40 steps of 64
-#: windows an epoch, validation on 1,024 spread windows), and a flat
-#: stretch of prices cannot make one window's loss explode
+#: LSTMs from scratch, mixed, each forecast moved halfway back to the last
+#: value; a fit's cost does not grow with the number of windows, and a
+#: flat stretch of prices cannot make one window's loss explode
 FORECASTER_DEFAULTS = {
     "backbone": "lstm",
     "strategy": "full",
@@ -64,11 +61,11 @@ FORECASTER_DEFAULTS = {
     "steps_per_epoch": 40,
     "max_validation_windows": 1024,
     "min_scale": 0.01,
+    "shrinkage": 0.5,
 }
 
 
-# linear_baseline is the regressor's: the forecaster reads windows it cuts
-# itself, relative to each one
+# linear_baseline is the regressor's: the forecaster reads its own windows
 @training_parameters(exclude=("linear_baseline",), defaults=FORECASTER_DEFAULTS)
 class FineTunedPriceForecaster(FineTuningMixin, BaseForecaster):
     """Train or fine-tune a network to forecast a price series.
@@ -81,10 +78,10 @@ class FineTunedPriceForecaster(FineTuningMixin, BaseForecaster):
     (direct multi-step). A *strategy* chooses what trains. Backbones, heads
     and strategies are plugins, chosen by name; ``pricetune plugins`` lists
     them. The default is three LSTMs trained from scratch with a quantile
-    head, their forecasts mixed (chosen on the Pink Sheet panel,
-    docs/accuracy.md; ``n_ensemble=1`` fits one, three times faster); a
-    pretrained language model with LoRA is ``backbone="minilm",
-    strategy="lora"``.
+    head, their forecasts mixed and moved halfway back to the last value
+    (``shrinkage=0.5``; chosen on the Pink Sheet panel, docs/accuracy.md;
+    ``n_ensemble=1`` fits one, three times faster); MiniLM with LoRA
+    adapters is ``backbone="minilm", strategy="lora"``.
 
     {parameters}
     Exogenous data
@@ -100,12 +97,14 @@ class FineTunedPriceForecaster(FineTuningMixin, BaseForecaster):
     another market's price): a window reads them up to its cut-off only,
     and ``predict`` needs no future values of them; columns named in
     ``static_covariates`` hold one value per series and are read once.
-    Covariates act through
-    one linear map, started at zero, that shifts the forecast of each step
-    (all quantiles alike). The shift is learned in normalised units, so in
-    price units it scales with each window's recent volatility (an event
-    worth "two typical monthly moves"): it transfers across price levels and
-    regimes, rather than being a fixed number of dollars.
+    Covariates act through one linear map, started at zero, that shifts
+    the forecast of each step (all quantiles alike). The shift is learned
+    in normalised units, so in price units it scales with each window's
+    recent volatility (an event worth "two typical monthly moves"): it
+    transfers across price levels and regimes, rather than being a fixed
+    number of dollars. ``shrinkage`` moves the whole forecast, the
+    covariates' shift included: with covariates whose effect you trust,
+    set ``shrinkage=0``.
 
     Panels: one model for many series
     ---------------------------------
@@ -123,9 +122,8 @@ class FineTunedPriceForecaster(FineTuningMixin, BaseForecaster):
     forecast when it has ``context_length`` values (fitting fails when no
     series is long enough). Validation takes the newest windows *of each
     series*. ``X`` on a panel has the same index structure as ``y``, the
-    same known-future meaning per series, and one standardisation pooled
-    over all series. ``update`` takes new observations for any of the
-    fitted series, continuing each right after its last time point.
+    same meaning per series, and one standardisation pooled over all
+    series. ``update`` takes new observations for any fitted series.
 
     Attributes
     ----------
@@ -145,6 +143,8 @@ class FineTunedPriceForecaster(FineTuningMixin, BaseForecaster):
         each quantile level's shift per horizon step, in units of the
         context's scale, that ``calibrate_intervals="conformal"`` chose
         (None otherwise).
+    shrinkage_ : float
+        the ``shrinkage`` the forecasts use (its value at ``fit``).
     n_parameters_, n_trainable_parameters_ : int
     training_history_ : pandas.DataFrame
         one row per epoch: train and validation loss, seconds.

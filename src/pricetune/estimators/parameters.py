@@ -65,6 +65,7 @@ LEGACY_VALUES: dict[str, object] = {
     "steps_per_epoch": None,
     "max_validation_windows": None,
     "linear_baseline": False,
+    "shrinkage": 0.0,
 }
 
 

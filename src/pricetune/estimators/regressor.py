@@ -15,8 +15,9 @@ from pricetune.persistence.restore import pending_restore
     # a default-constructed regressor learns plain tabular regressions too
     # (sklearn's check_estimator, issue 18): see linear_baseline.py
     defaults={**ROW_DEFAULTS, "linear_baseline": True},
-    # rows of X have no time: no past-only or static columns
-    exclude=("past_covariates", "static_covariates"),
+    # rows of X have no time: no past-only or static columns, and no last
+    # value to shrink toward
+    exclude=("past_covariates", "static_covariates", "shrinkage"),
     docs={
         **ROW_DOCS,
         "head": (

@@ -65,7 +65,8 @@ class ForecastGraph(nn.Module):
     ``(batch, context_length)`` raw values in; out, in the data's units,
     the head's values ``(batch, horizon, n_values)`` (quantiles at the
     head's levels, or one point value) with their distances from the median
-    times ``interval_scale`` (``calibrate_intervals``), and the median
+    times ``interval_scale`` (``calibrate_intervals``), all of them moved
+    toward the context's last value by ``shrinkage``, and the median
     ``(batch, horizon)``: what
     :meth:`~pricetune.estimators.fine_tuning.FineTuningMixin._raw_outputs`
     and ``predict`` compute, in float32. The quantiles of several members
@@ -86,6 +87,10 @@ class ForecastGraph(nn.Module):
     levels : sequence of float, optional
         the head's levels (needed with ``margins`` or several members of a
         quantile head).
+    shrinkage : float, default 0.0
+        the forecaster's ``shrinkage_``: every value moves this share of the
+        way from the median to the context's last value, before the
+        calibration (which keeps the median where it is).
     """
 
     def __init__(
@@ -95,10 +100,12 @@ class ForecastGraph(nn.Module):
         weights,
         margins=None,
         levels=None,
+        shrinkage: float = 0.0,
     ):
         super().__init__()
         self.members = nn.ModuleList(models)
         self.interval_scale = float(interval_scale)
+        self.shrinkage = float(shrinkage)
         self.register_buffer(
             "weights", torch.tensor(np.asarray(weights), dtype=torch.float32)
         )
@@ -158,6 +165,9 @@ class ForecastGraph(nn.Module):
     def forward(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         values, scale = self._combined(context)
         median = (values * self.weights).sum(dim=-1, keepdim=True)
+        if self.shrinkage != 0.0:  # every value moves as far as the median
+            shift = self.shrinkage * (context[:, -1, None, None] - median)
+            values, median = values + shift, median + shift
         if self.conformal:
             shifted = values + self.margins * scale[..., None]
             # no level crosses the median, and the levels stay in order

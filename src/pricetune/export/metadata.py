@@ -97,6 +97,8 @@ def describe(forecaster, *, quantize, opset: int) -> dict:
         "fh_steps": fitted_steps(forecaster),
         "quantiles": None if quantiles is None else [float(q) for q in quantiles],
         "interval_scale": float(forecaster.interval_scale_),
+        # in the graph too: what its outputs already include
+        "shrinkage": float(getattr(forecaster, "shrinkage_", 0.0)),
         # calibrate_intervals="conformal": the margins are in the graph
         "conformal_margins": getattr(forecaster, "conformal_margins_", None)
         is not None,

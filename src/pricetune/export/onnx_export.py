@@ -88,6 +88,7 @@ def _graph(forecaster):
         median_weights(forecaster.quantiles_),
         margins=getattr(forecaster, "conformal_margins_", None),
         levels=forecaster.quantiles_,
+        shrinkage=getattr(forecaster, "shrinkage_", 0.0),
     ).eval()
 
 

@@ -69,6 +69,13 @@ def fraction(name: str, value) -> float:
     return number
 
 
+def unit_interval(name: str, value) -> float:
+    number = _number(name, value)
+    if not 0.0 <= number <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value}")
+    return number
+
+
 def choice(options: tuple) -> Callable:
     def check(name: str, value):
         if not isinstance(value, str) or value not in options:
