@@ -61,9 +61,8 @@ def test_forecasts_move_toward_the_last_value_by_the_share(y, shape):
 
 def test_the_default_halves_the_networks_move(y):
     assert FineTunedPriceForecaster().get_params()["shrinkage"] == 0.5
-    settings = {key: value for key, value in PARAMS.items()}
-    default = FineTunedPriceForecaster(**settings, n_ensemble=1).fit(y, fh=[1, 2])
-    plain = FineTunedPriceForecaster(**settings, n_ensemble=1, shrinkage=0.0).fit(
+    default = FineTunedPriceForecaster(**PARAMS, n_ensemble=1).fit(y, fh=[1, 2])
+    plain = FineTunedPriceForecaster(**PARAMS, n_ensemble=1, shrinkage=0.0).fit(
         y, fh=[1, 2]
     )
     last = float(y.iloc[-1])
