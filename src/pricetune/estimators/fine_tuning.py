@@ -20,6 +20,18 @@ from sklearn.utils import check_random_state
 from pricetune.training.config import TrainingConfig
 from pricetune.training.setting_checks import callback_list
 
+#: fitted attributes added since 0.1.0, each with the value that an older
+#: pickle, which lacks it, behaves as
+LEGACY_FITTED = {"conformal_margins_": None, "shrinkage_": 0.0}
+
+
+def with_missing_fitted_state(state: dict) -> dict:
+    """A fitted estimator's pickled ``state`` with every attribute of
+    :data:`LEGACY_FITTED` it lacks (an unfitted one's as it is)."""
+    if "model_" not in state:
+        return state
+    return {**LEGACY_FITTED, **state}
+
 
 def finite_outputs(outputs: np.ndarray) -> np.ndarray:
     """``outputs``, after checking that the model gave finite values: a
@@ -361,12 +373,10 @@ class FineTuningMixin:
         """``outputs`` ``(n, horizon, n_values)`` moved ``shrinkage_`` of the
         way from their median to ``last`` (each context's last value), all
         values alike (see ``shrinkage``)."""
-        # absent from models pickled before shrinkage existed: they had none
-        shrinkage = getattr(self, "shrinkage_", 0.0)
-        if shrinkage == 0.0:
+        if self.shrinkage_ == 0.0:
             return outputs
         median = self._quantiles_from(outputs, [0.5])
-        return outputs + shrinkage * (last[:, None, None] - median)
+        return outputs + self.shrinkage_ * (last[:, None, None] - median)
 
     def _scaled_intervals(
         self, outputs: np.ndarray, denormalise: bool, scale: np.ndarray
@@ -377,8 +387,7 @@ class FineTuningMixin:
         ``calibrate_intervals="conformal"``)."""
         if self.quantiles_ is None or not denormalise:
             return outputs
-        # absent from models pickled before conformal intervals existed
-        margins = getattr(self, "conformal_margins_", None)
+        margins = self.conformal_margins_
         if margins is not None:
             from pricetune.nn.conformal import apply_margins
 
@@ -418,7 +427,7 @@ class FineTuningMixin:
             "n_parameters": int(self.n_parameters_),
             "interval_scale": float(self.interval_scale_),
             "conformal_margins": None
-            if getattr(self, "conformal_margins_", None) is None
+            if self.conformal_margins_ is None
             else floats(self.conformal_margins_),
             "training_history": None if history is None else encode_frame(history),
         }

@@ -23,7 +23,7 @@ from pricetune.data.checks import (
 from pricetune.data.covariate_roles import check_roles, check_static, known_future
 from pricetune.data.series import SeriesStore
 from pricetune.data.windows import ShortSeriesWarning
-from pricetune.estimators.fine_tuning import FineTuningMixin
+from pricetune.estimators.fine_tuning import FineTuningMixin, with_missing_fitted_state
 from pricetune.estimators.forecaster_state import (
     covariate_mask,
     fitted_state,
@@ -515,8 +515,8 @@ class FineTunedPriceForecaster(FineTuningMixin, BaseForecaster):
     def __setstate__(self, state):
         from pricetune.persistence.pickling import restore_device
 
-        state = with_missing_parameters(type(self), upgrade_pickled_state(state))
-        self.__dict__.update(state)
+        state = upgrade_pickled_state(with_missing_fitted_state(state))
+        self.__dict__.update(with_missing_parameters(type(self), state))
         restore_device(self)
 
     # ---------------------------------------------------------- test params

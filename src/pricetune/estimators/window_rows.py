@@ -12,7 +12,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from pricetune.data.checks import check_computable
 from pricetune.data.scaling import Standardiser
 from pricetune.data.windows import Windows
-from pricetune.estimators.fine_tuning import FineTuningMixin
+from pricetune.estimators.fine_tuning import FineTuningMixin, with_missing_fitted_state
 from pricetune.estimators.linear_baseline import LinearBaseline
 from pricetune.estimators.parameters import with_missing_parameters
 from pricetune.training.config import TrainingConfig, integer
@@ -305,5 +305,6 @@ class WindowRowsMixin(FineTuningMixin):
             )
         state.setdefault("_covariate_scaling", None)
         state.setdefault("_baseline", None)  # pickled before linear_baseline
-        super().__setstate__(with_missing_parameters(type(self), state))
+        state = with_missing_fitted_state(with_missing_parameters(type(self), state))
+        super().__setstate__(state)
         restore_device(self)

@@ -98,10 +98,9 @@ def describe(forecaster, *, quantize, opset: int) -> dict:
         "quantiles": None if quantiles is None else [float(q) for q in quantiles],
         "interval_scale": float(forecaster.interval_scale_),
         # in the graph too: what its outputs already include
-        "shrinkage": float(getattr(forecaster, "shrinkage_", 0.0)),
+        "shrinkage": float(forecaster.shrinkage_),
         # calibrate_intervals="conformal": the margins are in the graph
-        "conformal_margins": getattr(forecaster, "conformal_margins_", None)
-        is not None,
+        "conformal_margins": forecaster.conformal_margins_ is not None,
         "name": _plain(store.name),
         "time_name": _plain(store.time_name),
         "series": series,

@@ -86,9 +86,9 @@ def _graph(forecaster):
         models,
         forecaster.interval_scale_,
         median_weights(forecaster.quantiles_),
-        margins=getattr(forecaster, "conformal_margins_", None),
+        margins=forecaster.conformal_margins_,
         levels=forecaster.quantiles_,
-        shrinkage=getattr(forecaster, "shrinkage_", 0.0),
+        shrinkage=forecaster.shrinkage_,
     ).eval()
 
 

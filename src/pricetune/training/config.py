@@ -399,10 +399,10 @@ network's median to the no-change forecast (the context's last value):
 ``final = (1 - shrinkage) * network + shrinkage * last``. Every
 quantile moves as far as the median, so intervals keep their width;
 the covariates' shift moves too (with covariates whose effect you
-trust, set 0). The network fits the noise of its training windows as well as their
-signal; halving its predicted change cut the error on both sets of
-validation origins of the Pink Sheet panel (docs/accuracy.md). 0
-forecasts the network's values as they are.""",
+trust, set 0). The network fits the noise of its training windows as
+well as their signal; halving its predicted change cut the error on
+both sets of validation origins of the Pink Sheet panel
+(docs/accuracy.md). 0 forecasts the network's values as they are.""",
         type="float",
         volatile=True,
     )
