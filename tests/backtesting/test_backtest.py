@@ -323,7 +323,7 @@ def test_the_combination_is_global_and_learns_its_weights_before_each_cut_off():
 def test_named_networks_are_single_and_default_is_the_shipped_ensemble():
     """The named variants are the one unshrunk network the tables in
     docs/accuracy.md measured; ``default`` is the forecaster as constructed
-    (three members, shrinkage 0.5); ``--param n_ensemble=...`` or
+    (three members, shrinkage 0.75); ``--param n_ensemble=...`` or
     ``shrinkage=...`` reaches either."""
     for name in ["lstm", "gru", "none", "lstm-log", "lstm-theta", "combined"]:
         params = get_model(name, quick=True).params
@@ -334,7 +334,7 @@ def test_named_networks_are_single_and_default_is_the_shipped_ensemble():
     default = get_model("default")
     assert "n_ensemble" not in default.params and "shrinkage" not in default.params
     assert default.estimator.get_params()["n_ensemble"] == 3
-    assert default.estimator.get_params()["shrinkage"] == 0.5
+    assert default.estimator.get_params()["shrinkage"] == 0.75
     assert get_model("lstm", overrides={"n_ensemble": 3}).params["n_ensemble"] == 3
     assert get_model("default", overrides={"n_ensemble": 1}).params["n_ensemble"] == 1
     assert get_model("lstm", overrides={"shrinkage": 0.5}).params["shrinkage"] == 0.5

@@ -118,7 +118,7 @@ CHANGED = dict(
     n_processes=1,
     past_covariates=(),
     static_covariates=(),
-    shrinkage=0.25,  # the forecaster's default is 0.5
+    shrinkage=0.25,  # the forecaster's default is 0.75
 )
 
 

@@ -61,8 +61,8 @@ def test_forecasts_move_toward_the_last_value_by_the_share(y, shape):
     # share 1.0 (the last one) gave the last value itself: expected == last
 
 
-def test_the_default_halves_the_networks_move(y):
-    assert FineTunedPriceForecaster().get_params()["shrinkage"] == 0.5
+def test_the_default_keeps_a_quarter_of_the_networks_move(y):
+    assert FineTunedPriceForecaster().get_params()["shrinkage"] == 0.75
     default = FineTunedPriceForecaster(**PARAMS, n_ensemble=1).fit(y, fh=[1, 2])
     plain = FineTunedPriceForecaster(**PARAMS, n_ensemble=1, shrinkage=0.0).fit(
         y, fh=[1, 2]
@@ -70,7 +70,7 @@ def test_the_default_halves_the_networks_move(y):
     last = float(y.iloc[-1])
     np.testing.assert_allclose(
         default.predict().to_numpy() - last,
-        0.5 * (plain.predict().to_numpy() - last),
+        0.25 * (plain.predict().to_numpy() - last),
         rtol=1e-9,
     )
 

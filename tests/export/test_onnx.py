@@ -96,8 +96,8 @@ def test_calibrated_intervals_are_exported(fitted_none, brent, tmp_path):
 
 
 def test_shrinkage_is_in_the_graph(fitted_none, exported_none, brent, tmp_path):
-    shrunk = OnnxForecaster(exported_none)  # the default's 0.5
-    assert fitted_none.shrinkage_ == 0.5 and shrunk.description["shrinkage"] == 0.5
+    shrunk = OnnxForecaster(exported_none)  # the default's 0.75
+    assert fitted_none.shrinkage_ == 0.75 and shrunk.description["shrinkage"] == 0.75
     forecaster = copy.deepcopy(fitted_none)
     forecaster.shrinkage_ = 0.0  # as shrinkage=0 would set it
     plain = OnnxForecaster(export_onnx(forecaster, tmp_path / "plain.onnx"))
@@ -105,7 +105,7 @@ def test_shrinkage_is_in_the_graph(fitted_none, exported_none, brent, tmp_path):
     assert_parity(forecaster, plain, brent)
     last = float(brent.iloc[-1])
     np.testing.assert_allclose(
-        shrunk.predict(brent), last + 0.5 * (plain.predict(brent) - last), rtol=1e-5
+        shrunk.predict(brent), last + 0.25 * (plain.predict(brent) - last), rtol=1e-5
     )
     move = shrunk.predict(brent).to_numpy() - plain.predict(brent).to_numpy()
     levels = [0.1, 0.5, 0.9]

@@ -349,8 +349,8 @@ def _builtin(name, quick, seed, device, overrides):
         return _pricetune(
             name,
             "pricetune",
-            "FineTunedPriceForecaster defaults (three LSTMs, mixed, shrunk halfway "
-            "toward no-change)",
+            "FineTunedPriceForecaster defaults (three LSTMs, mixed, shrunk three "
+            "quarters of the way toward no-change)",
             *args,
         )
     return None

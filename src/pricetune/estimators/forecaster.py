@@ -50,8 +50,8 @@ _PREDICT_CHUNK = 4096
 
 #: the forecaster's own defaults where they differ from TrainingConfig's,
 #: chosen on the World Bank Pink Sheet panel (docs/accuracy.md): three
-#: LSTMs from scratch, mixed, each forecast moved halfway back to the last
-#: value; a fit's cost does not grow with the number of windows, and a
+#: LSTMs from scratch, mixed, each forecast moved three quarters of the way
+#: back to the last value; a fit's cost does not grow with the number of windows, and a
 #: flat stretch of prices cannot make one window's loss explode
 FORECASTER_DEFAULTS = {
     "backbone": "lstm",
@@ -61,7 +61,7 @@ FORECASTER_DEFAULTS = {
     "steps_per_epoch": 40,
     "max_validation_windows": 1024,
     "min_scale": 0.01,
-    "shrinkage": 0.5,
+    "shrinkage": 0.75,
 }
 
 
@@ -78,10 +78,10 @@ class FineTunedPriceForecaster(FineTuningMixin, BaseForecaster):
     (direct multi-step). A *strategy* chooses what trains. Backbones, heads
     and strategies are plugins, chosen by name; ``pricetune plugins`` lists
     them. The default is three LSTMs trained from scratch with a quantile
-    head, their forecasts mixed and moved halfway back to the last value
-    (``shrinkage=0.5``; chosen on the Pink Sheet panel, docs/accuracy.md;
-    ``n_ensemble=1`` fits one, three times faster); MiniLM with LoRA
-    adapters is ``backbone="minilm", strategy="lora"``.
+    head, their forecasts mixed and moved three quarters of the way back to
+    the last value (``shrinkage=0.75``; chosen on the Pink Sheet panel and
+    the daily series, docs/accuracy.md; ``n_ensemble=1`` fits one, three
+    times faster); MiniLM with LoRA is ``backbone="minilm", strategy="lora"``.
 
     {parameters}
     Exogenous data
