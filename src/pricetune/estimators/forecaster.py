@@ -49,10 +49,10 @@ from pricetune.training.config import head_gives_quantiles
 _PREDICT_CHUNK = 4096
 
 #: the forecaster's own defaults where they differ from TrainingConfig's,
-#: chosen on the World Bank Pink Sheet panel (docs/accuracy.md): three
-#: LSTMs from scratch, mixed, each forecast moved three quarters of the way
-#: back to the last value; a fit's cost does not grow with the number of windows, and a
-#: flat stretch of prices cannot make one window's loss explode
+#: chosen on the World Bank Pink Sheet panel (docs/accuracy.md): three LSTMs
+#: from scratch, mixed, each forecast moved three quarters of the way back to
+#: the last value; a fit's cost does not grow with the number of windows,
+#: and a flat stretch of prices cannot make one window's loss explode
 FORECASTER_DEFAULTS = {
     "backbone": "lstm",
     "strategy": "full",
